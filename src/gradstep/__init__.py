@@ -1,0 +1,121 @@
+"""gradstep: machine learning in three steps.
+
+(1) a function with unknown parameters, (2) a loss computed from training data, (3) optimization
+by gradient descent, with the gradients found by backpropagation. This package is the engine:
+``Tensor`` with reverse-mode automatic differentiation on NumPy arrays. It imports NumPy alone.
+
+>>> import gradstep as gs
+>>> w = gs.tensor(2.0, requires_grad=True)
+>>> loss = (w * 3.0 - 1.0) ** 2
+>>> loss.backward()
+>>> float(w.grad)
+30.0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradstep import functional
+from gradstep.autograd import AnomalyError, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from gradstep.backend import default_dtype, get_default_dtype, set_default_dtype
+from gradstep.functional import cat, concatenate, stack, where
+from gradstep.random import default_generator, manual_seed
+from gradstep.tensor import Tensor
+
+__version__ = "0.1.0"
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """A new tensor holding a copy of ``data``.
+
+    Floating input of any precision becomes the default dtype (float32 unless changed with
+    :func:`set_default_dtype`) unless ``dtype`` is given; integer input stays integer.
+    """
+    t = Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    if isinstance(data, (np.ndarray, Tensor)) and np.may_share_memory(t.data, np.asarray(data)):
+        t.data = t.data.copy()
+    return t
+
+
+def _dtype(dtype):
+    return np.dtype(dtype) if dtype is not None else get_default_dtype()
+
+
+def _shape(shape) -> tuple:
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros(_shape(shape), dtype=_dtype(dtype)), requires_grad, dtype)
+
+
+def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones(_shape(shape), dtype=_dtype(dtype)), requires_grad, dtype)
+
+
+def zeros_like(t, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros_like(np.asarray(t)), requires_grad)
+
+
+def ones_like(t, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones_like(np.asarray(t)), requires_grad)
+
+
+def randn(*shape, dtype=None, requires_grad: bool = False, generator=None) -> Tensor:
+    """Standard normal samples from gradstep's seeded generator (or ``generator``)."""
+    rng = generator or default_generator()
+    data = rng.standard_normal(_shape(shape)).astype(_dtype(dtype))
+    return Tensor(data, requires_grad, dtype)
+
+
+def rand(*shape, dtype=None, requires_grad: bool = False, generator=None) -> Tensor:
+    """Uniform samples in [0, 1) from gradstep's seeded generator (or ``generator``)."""
+    rng = generator or default_generator()
+    data = rng.random(_shape(shape)).astype(_dtype(dtype))
+    return Tensor(data, requires_grad, dtype)
+
+
+def arange(*args, dtype=None) -> Tensor:
+    return Tensor(np.arange(*args, dtype=dtype), dtype=dtype)
+
+
+def _function(name: str, fn):
+    def method(self, *args, **kwargs):
+        return fn(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = fn.__doc__
+    return method
+
+
+# Tensor methods that are the functional ops of the same name.
+for _name in ("softplus", "softmax", "log_softmax", "logsumexp", "leaky_relu"):
+    setattr(Tensor, _name, _function(_name, getattr(functional, _name)))
+
+__all__ = [
+    "AnomalyError",
+    "Tensor",
+    "arange",
+    "cat",
+    "concatenate",
+    "default_dtype",
+    "default_generator",
+    "detect_anomaly",
+    "enable_grad",
+    "functional",
+    "get_default_dtype",
+    "is_grad_enabled",
+    "manual_seed",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "set_default_dtype",
+    "stack",
+    "tensor",
+    "where",
+    "zeros",
+    "zeros_like",
+]

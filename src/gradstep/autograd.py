@@ -1,0 +1,247 @@
+"""Reverse-mode automatic differentiation: the chain rule as a forward pass, then a backward pass.
+
+A :class:`Function` is one primitive op. Its ``forward`` works on raw arrays and keeps what its
+``backward`` will need; ``backward`` receives the gradient of the loss with respect to the op's
+output and returns one gradient per input (``None`` where an input needs none). The engine, not
+the op, sums a broadcast gradient back to the input's shape (:func:`unbroadcast`) and accumulates
+gradients: a tensor used twice receives both contributions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+from collections.abc import Iterator
+
+import numpy as np
+
+#: Set by :mod:`gradstep.tensor` on import (it imports this module; this breaks the cycle).
+Tensor = None
+
+_grad_enabled = True
+_anomaly = False
+
+
+class Function:
+    """Base class of every op: ``forward`` and ``backward`` on raw arrays.
+
+    ``needs_input_grad`` holds one bool per input, so a backward can skip work nobody needs.
+    ``inputs`` holds the input Tensors that need a gradient (``None`` for the others); it is
+    ``None`` on the class itself and after the graph was freed by a backward pass.
+    """
+
+    inputs = None
+    needs_input_grad: tuple = ()
+    created_at = None
+
+    def forward(self, *arrays):  # pragma: no cover - every op overrides it
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, grad):  # pragma: no cover - every op overrides it
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    @classmethod
+    def apply(cls, *args, **params):
+        """Run ``forward`` on the arrays inside ``args`` and record the node if needed.
+
+        Non-Tensor arguments (Python scalars, arrays, index tuples) pass through unchanged.
+        """
+        fn = cls.__new__(cls)
+        track = False
+        arrays = []
+        for a in args:
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                if a.requires_grad:
+                    track = True
+            else:
+                arrays.append(a)
+        if track and _grad_enabled:
+            needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            fn.needs_input_grad = needs
+            out = fn.forward(*arrays, **params)
+            fn.inputs = tuple(a if n else None for a, n in zip(args, needs))
+            if _anomaly:
+                fn.created_at = _user_frame()
+            node = fn
+        else:
+            fn.needs_input_grad = (False,) * len(args)
+            out = fn.forward(*arrays, **params)
+            node = None
+        if isinstance(out, np.generic):  # NumPy returns scalars for 0-d results
+            out = np.asarray(out)
+        return Tensor._make(out, node is not None, node)
+
+
+def unbroadcast(grad, shape: tuple):
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _topological_order(root) -> list:
+    """Non-leaf tensors reachable from ``root``, each after every tensor that consumes it.
+
+    Iterative depth-first search, so a chain of any length never meets the recursion limit.
+    """
+    order = []
+    visited = {id(root)}
+    stack = [(root, False)]
+    while stack:
+        t, done = stack.pop()
+        if done:
+            order.append(t)
+            continue
+        stack.append((t, True))
+        inputs = t._node.inputs
+        if inputs is None:
+            raise RuntimeError(
+                "backward through a graph that was already freed: a second backward() through "
+                "the same ops needs retain_graph=True on the first call"
+            )
+        for inp in inputs:
+            if inp is not None and inp._node is not None and id(inp) not in visited:
+                visited.add(id(inp))
+                stack.append((inp, False))
+    order.reverse()
+    return order
+
+
+def backward(root, grad=None, retain_graph: bool = False) -> None:
+    """Fill ``.grad`` of every leaf that ``root`` depends on (see :meth:`Tensor.backward`)."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() on a tensor that does not require grad: no input of the computation "
+            "had requires_grad=True (or it ran under no_grad())"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise ValueError(
+                f"backward() without a gradient needs a scalar output, got shape "
+                f"{root.shape}; reduce it first (e.g. .sum() or .mean()) or pass grad="
+            )
+        grad = np.ones_like(root.data)
+    else:
+        grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+        if grad.shape != root.shape:
+            raise ValueError(
+                f"backward(grad): the gradient has shape {grad.shape}, the output {root.shape}"
+            )
+        grad = grad.astype(root.dtype, copy=False)
+    if root._node is None:
+        _accumulate_leaf(root, grad)
+        return
+    grads = {id(root): grad}
+    for t in _topological_order(root):
+        node = t._node
+        g = grads.pop(id(t), None)
+        if g is None:  # no path from root carried a gradient here
+            continue
+        in_grads = node.backward(g)
+        if type(in_grads) is not tuple:
+            in_grads = (in_grads,)
+        if _anomaly:
+            _check_finite(node, in_grads)
+        for inp, ig in zip(node.inputs, in_grads):
+            if inp is None or ig is None:
+                continue
+            if ig.shape != inp.data.shape:
+                ig = unbroadcast(ig, inp.data.shape)
+            if inp._node is None:
+                _accumulate_leaf(inp, ig)
+            else:
+                key = id(inp)
+                prev = grads.get(key)
+                grads[key] = ig if prev is None else prev + ig
+        if not retain_graph:
+            node.__dict__.clear()  # drop saved arrays now, as PyTorch does; inputs -> None
+
+
+def _accumulate_leaf(leaf, g) -> None:
+    if leaf.grad is None:
+        # Own the buffer: an op may hand the same array to two inputs, or a read-only view.
+        leaf.grad = np.array(g, dtype=leaf.data.dtype, copy=True)
+    else:
+        leaf.grad += g
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: no graph is recorded inside it."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev = _grad_enabled
+        _grad_enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+        return False
+
+
+class enable_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: record the graph again inside a ``no_grad`` block."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev = _grad_enabled
+        _grad_enabled = True
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+        return False
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops record the graph now."""
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise as soon as a backward pass produces a NaN, naming the op and where it was created.
+
+    Costs a stack capture per op and a NaN scan per gradient: for debugging, not for training.
+    """
+    global _anomaly
+    previous = _anomaly
+    _anomaly = True
+    try:
+        yield
+    finally:
+        _anomaly = previous
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_frame() -> str:
+    """'file:line in function' of the innermost frame outside gradstep itself."""
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR + os.sep):
+            return f"{frame.filename}:{frame.lineno} in {frame.name}: {frame.line}"
+    return "<inside gradstep>"
+
+
+class AnomalyError(RuntimeError):
+    """A backward pass produced a NaN (raised only under :func:`detect_anomaly`)."""
+
+
+def _check_finite(node, in_grads) -> None:
+    for i, g in enumerate(in_grads):
+        if g is not None and np.isnan(g).any():
+            raise AnomalyError(
+                f"{type(node).__name__}.backward produced NaN in the gradient of its input {i}; "
+                f"the op was created at {node.created_at}"
+            )

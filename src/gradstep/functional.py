@@ -1,0 +1,148 @@
+"""Lowercase functions over tensors (``import gradstep.functional as F``).
+
+Each is the same op as the Tensor method and the ``nn`` module of that name. Arguments may be
+Tensors, NumPy arrays or Python numbers; the result is always a Tensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradstep.ops import activation, elementwise, linalg, loss, reduce, shape
+from gradstep.tensor import Tensor, _constant, _pair, _raw
+
+
+def _t(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def sigmoid(x) -> Tensor:
+    """1 / (1 + e^-x), finite and precise at any x (see :func:`ops.activation.stable_sigmoid`)."""
+    return activation.Sigmoid.apply(_t(x))
+
+
+def relu(x) -> Tensor:
+    """max(x, 0)."""
+    return activation.ReLU.apply(_t(x))
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise."""
+    return activation.LeakyReLU.apply(_t(x), negative_slope)
+
+
+def tanh(x) -> Tensor:
+    return activation.Tanh.apply(_t(x))
+
+
+def softplus(x) -> Tensor:
+    """log(1 + e^x), a smooth ReLU; never overflows."""
+    return activation.Softplus.apply(_t(x))
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, computed after subtracting the max."""
+    return loss.Softmax.apply(_t(x), axis=axis)
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``axis``; exact for inputs of any offset."""
+    return loss.LogSoftmax.apply(_t(x), axis=axis)
+
+
+def logsumexp(x, axis=None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) over ``axis``, computed after subtracting the max."""
+    return reduce.LogSumExp.apply(_t(x), axis=axis, keepdims=keepdims)
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
+    return linalg.Linear.apply(_t(x), weight, bias)
+
+
+def _target(pred: Tensor, target):
+    return target if isinstance(target, Tensor) else _constant(target, pred.dtype)
+
+
+def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error, (input - target)^2 averaged (or summed, or kept per element)."""
+    input = _t(input)
+    return loss.MSE.apply(*_pair(input, _target(input, target)), reduction=reduction)
+
+
+def l1_loss(input, target, reduction: str = "mean") -> Tensor:
+    """Mean absolute error |input - target|: the lecture's MAE."""
+    input = _t(input)
+    return loss.L1.apply(*_pair(input, _target(input, target)), reduction=reduction)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """Squared error for |d| < delta, linear beyond: robust to outliers."""
+    input = _t(input)
+    return loss.Huber.apply(*_pair(input, _target(input, target)), reduction=reduction, delta=delta)
+
+
+def cross_entropy(logits, labels, reduction: str = "mean") -> Tensor:
+    """-log softmax(logits)[label], fused with its softmax.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (n_samples, n_classes)
+    labels : integer array or Tensor of shape (n_samples,)
+    """
+    return loss.CrossEntropy.apply(_t(logits), _raw(labels), reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably."""
+    logits = _t(logits)
+    return loss.BCEWithLogits.apply(*_pair(logits, _target(logits, target)), reduction=reduction)
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+    from gradstep.random import default_generator
+
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    x = _t(x)
+    if not training or p == 0:
+        return x
+    rng = generator or default_generator()
+    keep = rng.random(x.shape, dtype=np.float64) >= p
+    mask = keep.astype(x.dtype) / np.asarray(1 - p, dtype=x.dtype)
+    return elementwise.Mul.apply(x, mask)
+
+
+def where(condition, x, y) -> Tensor:
+    """Elementwise ``x if condition else y``; the gradient flows to the chosen side."""
+    cond = np.asarray(_raw(condition), dtype=bool)
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x = _t(x)
+    x, y = _pair(x, y)
+    return elementwise.Where.apply(cond, x, y)
+
+
+def _same_dtype(name: str, tensors: list) -> list:
+    tensors = [_t(t) for t in tensors]
+    if not tensors:
+        raise ValueError(f"{name} needs at least one tensor")
+    dtypes = {str(t.dtype) for t in tensors}
+    if len(dtypes) > 1:
+        raise TypeError(f"{name}: tensors have different dtypes {sorted(dtypes)}")
+    return tensors
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    tensors = _same_dtype("concatenate", tensors)
+    return shape.Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    tensors = _same_dtype("stack", tensors)
+    return shape.Stack.apply(*tensors, axis=axis)
+
+
+cat = concatenate

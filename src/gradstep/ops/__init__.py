@@ -1,0 +1,1 @@
+"""One :class:`~gradstep.autograd.Function` per primitive, grouped by kind."""

@@ -1,0 +1,172 @@
+"""Elementwise arithmetic. Broadcasting is NumPy's; the engine un-broadcasts the gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradstep.autograd import Function
+
+
+class Add(Function):
+    """y = a + b;  dy/da = dy/db = 1."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    """y = a - b;  dy/da = 1, dy/db = -1."""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        return g, (-g if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """y = a * b;  dy/da = b, dy/db = a."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        return (g * self.b if na else None), (g * self.a if nb else None)
+
+
+class Div(Function):
+    """y = a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b (the output is kept for that)."""
+
+    def forward(self, a, b):
+        self.b = b
+        self.y = a / b
+        return self.y
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        ga = g / self.b if na else None
+        gb = -g * self.y / self.b if nb else None
+        return ga, gb
+
+
+class Pow(Function):
+    """y = a ** p;  dy/da = p a^(p-1), dy/dp = y log(a) (only when p is a tensor)."""
+
+    def forward(self, a, p):
+        self.a, self.p = a, p
+        self.y = a**p
+        return self.y
+
+    def backward(self, g):
+        na, np_ = self.needs_input_grad
+        a, p = self.a, self.p
+        ga = g * p * a ** (p - 1) if na else None
+        gp = None
+        if np_:
+            # d/dp a^p = a^p log a; defined as 0 where a == 0 and p > 0 (a^p is 0 there).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
+            gp = g * self.y * log_a
+        return ga, gp
+
+
+class Neg(Function):
+    """y = -a;  dy/da = -1."""
+
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Abs(Function):
+    """y = |a|;  dy/da = sign(a) (0 at 0, as PyTorch)."""
+
+    def forward(self, a):
+        self.a = a
+        return np.abs(a)
+
+    def backward(self, g):
+        return g * np.sign(self.a)
+
+
+class Exp(Function):
+    """y = e^a;  dy/da = y, so the output is kept instead of the input."""
+
+    def forward(self, a):
+        self.y = np.exp(a)
+        return self.y
+
+    def backward(self, g):
+        return g * self.y
+
+
+class Log(Function):
+    """y = ln a;  dy/da = 1/a."""
+
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, g):
+        return g / self.a
+
+
+class Sqrt(Function):
+    """y = sqrt(a);  dy/da = 1/(2y), from the kept output."""
+
+    def forward(self, a):
+        self.y = np.sqrt(a)
+        return self.y
+
+    def backward(self, g):
+        return g / (2 * self.y)
+
+
+class Clip(Function):
+    """y = min(max(a, lo), hi);  dy/da = 1 where lo <= a <= hi, else 0 (PyTorch's clamp)."""
+
+    def forward(self, a, lo, hi):
+        self.a, self.lo, self.hi = a, lo, hi
+        return np.clip(a, lo, hi)
+
+    def backward(self, g):
+        a, lo, hi = self.a, self.lo, self.hi
+        keep = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            keep &= a >= lo
+        if hi is not None:
+            keep &= a <= hi
+        return g * keep
+
+
+class Where(Function):
+    """y = a where cond else b;  the gradient goes to the side that was chosen."""
+
+    def forward(self, cond, a, b):
+        self.cond = cond
+        return np.where(cond, a, b)
+
+    def backward(self, g):
+        _, na, nb = self.needs_input_grad
+        zero = np.zeros((), dtype=g.dtype)
+        ga = np.where(self.cond, g, zero) if na else None
+        gb = np.where(self.cond, zero, g) if nb else None
+        return None, ga, gb
+
+
+class Cast(Function):
+    """y = a as another floating dtype;  the gradient is cast back."""
+
+    def forward(self, a, dtype):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype)

@@ -1,0 +1,193 @@
+"""Softmax family and losses, each fused into one node with a closed-form backward.
+
+Every loss takes ``reduction`` in {'mean', 'sum', 'none'} and refuses an empty batch: a mean
+over zero samples is NaN, and a NaN loss in epoch 7 is much harder to trace than an error now.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradstep.autograd import Function
+from gradstep.ops.activation import stable_sigmoid
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return np.mean(loss)
+    if reduction == "sum":
+        return np.sum(loss)
+    return loss
+
+
+def _scale(g, n, reduction, dtype):
+    """The factor each element's gradient gets from the reduction."""
+    if reduction == "mean":
+        return g / np.asarray(n, dtype=dtype)
+    return g
+
+
+def _check(name, pred, target, reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if pred.size == 0:
+        raise ValueError(f"{name}: empty batch (input of shape {pred.shape}); nothing to average")
+    if target is not None and pred.shape != target.shape:
+        raise ValueError(
+            f"{name}: input shape {pred.shape} and target shape {target.shape} differ; "
+            "reshape one of them (broadcasting here is almost always a bug)"
+        )
+
+
+def stable_log_softmax(x, axis):
+    """(x - m) - log(sum(exp(x - m))) with m the max along ``axis``.
+
+    Subtracting m first is exact (the shifted values are what gets rounded, nothing else), so
+    log_softmax(x + c) equals log_softmax(x) up to the rounding of x + c, and float32 keeps its
+    precision at |x| ~ 1000 where x - logsumexp(x) would lose four digits.
+    """
+    m = np.max(x, axis=axis, keepdims=True)
+    shifted = x - np.where(np.isfinite(m), m, np.zeros((), dtype=x.dtype))
+    with np.errstate(divide="ignore"):
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    """y_i = exp(x_i - max) / sum_j exp(x_j - max);  dx = y * (g - sum(g * y))."""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        if x.size == 0:
+            self.y = x.copy()
+            return self.y
+        m = np.max(x, axis=axis, keepdims=True)
+        e = np.exp(x - np.where(np.isfinite(m), m, np.zeros((), x.dtype)))
+        self.y = e / np.sum(e, axis=axis, keepdims=True)
+        return self.y
+
+    def backward(self, g):
+        y = self.y
+        return y * (g - np.sum(g * y, axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x);  dx = g - softmax(x) * sum(g). Exact for shifted input."""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        if x.size == 0:
+            self.y = x.copy()
+            return self.y
+        self.y = stable_log_softmax(x, axis)
+        return self.y
+
+    def backward(self, g):
+        return g - np.exp(self.y) * np.sum(g, axis=self.axis, keepdims=True)
+
+
+class CrossEntropy(Function):
+    """loss_n = -log softmax(logits_n)[label_n];  dlogits = softmax - onehot(label).
+
+    ``logits`` of shape (N, C), ``labels`` integers of shape (N,) in [0, C).
+    """
+
+    def forward(self, logits, labels, reduction="mean"):
+        if logits.ndim != 2:
+            raise ValueError(
+                f"cross_entropy: logits must have shape (batch, classes), got {logits.shape}"
+            )
+        _check("cross_entropy", logits, None, reduction)
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu":
+            raise TypeError(
+                f"cross_entropy: labels must be integer class indices, got dtype {labels.dtype}"
+            )
+        n, c = logits.shape
+        if labels.shape != (n,):
+            raise ValueError(
+                f"cross_entropy: labels must have shape ({n},) for logits {logits.shape}, "
+                f"got {labels.shape}"
+            )
+        bad = (labels < 0) | (labels >= c)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"cross_entropy: label {int(labels[i])} at index {i} is outside [0, {c})"
+            )
+        self.labels, self.reduction, self.n = labels, reduction, n
+        self.logp = stable_log_softmax(logits, 1)
+        loss = -self.logp[np.arange(n), labels]
+        return _reduce(loss, reduction)
+
+    def backward(self, g):
+        grad = np.exp(self.logp)
+        grad[np.arange(self.n), self.labels] -= 1
+        if self.reduction == "none":
+            return grad * g[:, None], None
+        return grad * _scale(g, self.n, self.reduction, grad.dtype), None
+
+
+class BCEWithLogits(Function):
+    """loss = max(x, 0) - x t + log(1 + e^-|x|), the stable form of -[t log s + (1-t) log(1-s)].
+
+    dx = sigma(x) - t, dt = -x, with s = sigma(x).
+    """
+
+    def forward(self, x, t, reduction="mean"):
+        _check("binary_cross_entropy_with_logits", x, t, reduction)
+        self.x, self.t, self.reduction = x, t, reduction
+        loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        return _reduce(loss, reduction)
+
+    def backward(self, g):
+        nx, nt = self.needs_input_grad
+        g = _scale(g, self.x.size, self.reduction, self.x.dtype)
+        gx = g * (stable_sigmoid(self.x) - self.t) if nx else None
+        gt = -g * self.x if nt else None
+        return gx, gt
+
+
+class MSE(Function):
+    """loss = (a - b)^2;  da = 2 (a - b), db = -da."""
+
+    def forward(self, a, b, reduction="mean"):
+        _check("mse_loss", a, b, reduction)
+        self.d, self.reduction = a - b, reduction
+        return _reduce(self.d * self.d, reduction)
+
+    def backward(self, g):
+        ga = 2 * self.d * _scale(g, self.d.size, self.reduction, self.d.dtype)
+        return ga, (-ga if self.needs_input_grad[1] else None)
+
+
+class L1(Function):
+    """loss = |a - b| (the lecture's MAE);  da = sign(a - b), db = -da."""
+
+    def forward(self, a, b, reduction="mean"):
+        _check("l1_loss", a, b, reduction)
+        self.d, self.reduction = a - b, reduction
+        return _reduce(np.abs(self.d), reduction)
+
+    def backward(self, g):
+        ga = np.sign(self.d) * _scale(g, self.d.size, self.reduction, self.d.dtype)
+        return ga, (-ga if self.needs_input_grad[1] else None)
+
+
+class Huber(Function):
+    """loss = d^2 / 2 if |d| < delta else delta (|d| - delta / 2), d = a - b;  da = clip(d)."""
+
+    def forward(self, a, b, reduction="mean", delta=1.0):
+        _check("huber_loss", a, b, reduction)
+        if not delta > 0:
+            raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+        self.d, self.reduction, self.delta = a - b, reduction, delta
+        ad = np.abs(self.d)
+        loss = np.where(ad < delta, 0.5 * self.d * self.d, delta * (ad - 0.5 * delta))
+        return _reduce(loss.astype(a.dtype, copy=False), reduction)
+
+    def backward(self, g):
+        scaled = _scale(g, self.d.size, self.reduction, self.d.dtype)
+        ga = np.clip(self.d, -self.delta, self.delta) * scaled
+        return ga, (-ga if self.needs_input_grad[1] else None)

@@ -1,0 +1,392 @@
+"""The Tensor: an array, its gradient, and the node that made it."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from gradstep import autograd, backend
+from gradstep.ops import activation, elementwise, linalg, reduce
+from gradstep.ops import shape as shape_ops
+
+
+def _to_array(data, dtype=None):
+    """``data`` as an array with gradstep's dtype rules (floating -> the default dtype)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = backend.get_array_module(data)
+    arr = xp.asarray(data)
+    if dtype is not None:
+        return arr.astype(dtype, copy=False)
+    kind = arr.dtype.kind
+    if kind == "f":
+        return arr.astype(backend.get_default_dtype(), copy=False)
+    if kind in "iub":
+        return arr
+    raise TypeError(f"cannot make a tensor from data of dtype {arr.dtype}")
+
+
+def _check_float_for_grad(arr) -> None:
+    if arr.dtype.kind != "f":
+        raise TypeError(
+            f"only floating-point tensors can require gradients, got dtype {arr.dtype} "
+            "(integer tensors hold labels or indices)"
+        )
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    Parameters
+    ----------
+    data : array_like
+        Floating data becomes the default dtype (float32 unless changed) unless ``dtype`` is
+        given; integer and boolean data keep their dtype.
+    requires_grad : bool
+        Record the operations on this tensor so ``backward()`` can fill its ``.grad``.
+    dtype : dtype, optional
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+    grad : numpy.ndarray or None
+        Same shape and dtype as ``data``; filled (accumulated) by ``backward()``.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
+    __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
+    __hash__ = object.__hash__  # == is elementwise, identity stays the hash
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        arr = _to_array(data, dtype)
+        if requires_grad:
+            _check_float_for_grad(arr)
+        self.data = arr
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._node = None
+
+    @staticmethod
+    def _make(data, requires_grad: bool, node) -> Tensor:
+        """Wrap an op's output without any conversion (the hot path)."""
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._node = node
+        return t
+
+    # --- array facts -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        """The op that produced this tensor (None for a leaf)."""
+        return self._node
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def item(self):
+        """The single element as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (shared, not copied, on the CPU)."""
+        return self.data if isinstance(self.data, np.ndarray) else self.data.get()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self.numpy()
+        return arr if dtype is None else arr.astype(dtype)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._make(self.data, False, None)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad:
+            _check_float_for_grad(self.data)
+        self.requires_grad = requires_grad
+        return self
+
+    def astype(self, dtype) -> Tensor:
+        """A copy in another dtype; differentiable between floating dtypes."""
+        dt = np.dtype(dtype)
+        if dt == self.dtype:
+            return self
+        if dt.kind == "f" and self.dtype.kind == "f":
+            return elementwise.Cast.apply(self, dt)
+        return Tensor._make(self.data.astype(dt), False, None)
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        extra = ""
+        if self.dtype != backend.get_default_dtype():
+            extra += f", dtype={self.dtype}"
+        if self._node is not None:
+            extra += f", grad_fn={type(self._node).__name__}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    # --- autograd ------------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Backpropagate from this tensor: fill ``.grad`` of every leaf it depends on.
+
+        Without ``grad`` the tensor must hold one element (a loss). Gradients accumulate across
+        calls until zeroed (``optimizer.zero_grad()``), as in PyTorch.
+        """
+        autograd.backward(self, grad, retain_graph)
+
+    # --- arithmetic ----------------------------------------------------------------------------
+    def __add__(self, other):
+        return elementwise.Add.apply(*_pair(self, other))
+
+    def __radd__(self, other):
+        return elementwise.Add.apply(*_pair(other, self))
+
+    def __sub__(self, other):
+        return elementwise.Sub.apply(*_pair(self, other))
+
+    def __rsub__(self, other):
+        return elementwise.Sub.apply(*_pair(other, self))
+
+    def __mul__(self, other):
+        return elementwise.Mul.apply(*_pair(self, other))
+
+    def __rmul__(self, other):
+        return elementwise.Mul.apply(*_pair(other, self))
+
+    def __truediv__(self, other):
+        return elementwise.Div.apply(*_pair(self, other))
+
+    def __rtruediv__(self, other):
+        return elementwise.Div.apply(*_pair(other, self))
+
+    def __pow__(self, other):
+        return elementwise.Pow.apply(*_pair(self, other))
+
+    def __rpow__(self, other):
+        return elementwise.Pow.apply(*_pair(other, self))
+
+    def __matmul__(self, other):
+        return linalg.MatMul.apply(*_pair(self, other))
+
+    def __rmatmul__(self, other):
+        return linalg.MatMul.apply(*_pair(other, self))
+
+    def __neg__(self):
+        return elementwise.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return elementwise.Abs.apply(self)
+
+    # Comparisons give boolean tensors outside the graph (masks, accuracy).
+    def __lt__(self, other):
+        return Tensor._make(self.data < _raw(other), False, None)
+
+    def __le__(self, other):
+        return Tensor._make(self.data <= _raw(other), False, None)
+
+    def __gt__(self, other):
+        return Tensor._make(self.data > _raw(other), False, None)
+
+    def __ge__(self, other):
+        return Tensor._make(self.data >= _raw(other), False, None)
+
+    def __eq__(self, other):
+        return Tensor._make(self.data == _raw(other), False, None)
+
+    def __ne__(self, other):
+        return Tensor._make(self.data != _raw(other), False, None)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __getitem__(self, index):
+        return shape_ops.GetItem.apply(self, _raw_index(index))
+
+    # --- elementwise functions -----------------------------------------------------------------
+    def exp(self):
+        return elementwise.Exp.apply(self)
+
+    def log(self):
+        return elementwise.Log.apply(self)
+
+    def sqrt(self):
+        return elementwise.Sqrt.apply(self)
+
+    def abs(self):
+        return elementwise.Abs.apply(self)
+
+    def clip(self, min=None, max=None):
+        """Limit values to [min, max]; either bound may be None."""
+        if min is None and max is None:
+            raise ValueError("clip needs min, max or both")
+        return elementwise.Clip.apply(self, min, max)
+
+    clamp = clip
+
+    def sigmoid(self):
+        return activation.Sigmoid.apply(self)
+
+    def relu(self):
+        return activation.ReLU.apply(self)
+
+    def tanh(self):
+        return activation.Tanh.apply(self)
+
+    # --- reductions ----------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False):
+        return reduce.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        return reduce.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims: bool = False):
+        """The maximum over ``axis`` (values only, as NumPy; ties share the gradient)."""
+        return reduce.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False):
+        """The minimum over ``axis`` (values only, as NumPy; ties share the gradient)."""
+        return reduce.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None):
+        return Tensor._make(np.asarray(self.data.argmax(axis=axis)), False, None)
+
+    # --- shape ---------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return shape_ops.Reshape.apply(self, shape)
+
+    def flatten(self):
+        return shape_ops.Reshape.apply(self, (-1,))
+
+    def transpose(self, *axes):
+        """Permute axes.
+
+        ``transpose()`` reverses them (NumPy); ``transpose(a, b)`` swaps two axes (PyTorch; on a
+        matrix this is NumPy's ``transpose(1, 0)`` too); a full permutation of 3 or more axes is
+        NumPy's ``transpose(*axes)``.
+        """
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        nd = self.ndim
+        if not axes:
+            perm = None
+        elif len(axes) == 2:
+            perm = list(range(nd))
+            a, b = (int(x) % max(nd, 1) for x in axes)
+            perm[a], perm[b] = perm[b], perm[a]
+            perm = tuple(perm)
+        elif len(axes) == nd:
+            perm = tuple(int(x) % nd for x in axes)
+        else:
+            raise ValueError(f"transpose: axes {axes} do not fit a tensor of shape {self.shape}")
+        return shape_ops.Transpose.apply(self, perm)
+
+    def permute(self, *axes):
+        """NumPy's ``transpose(*axes)`` under PyTorch's name."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return shape_ops.Transpose.apply(self, tuple(axes))
+
+    @property
+    def T(self):
+        return shape_ops.Transpose.apply(self, None)
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _raw_index(index):
+    if isinstance(index, tuple):
+        return tuple(_raw(i) for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return _raw(index)
+
+
+def _pair(a, b):
+    """Make two operands agree in dtype without ever upcasting a float32 tensor.
+
+    Python scalars stay as they are (NumPy treats them as weakly typed). Arrays and lists become
+    the tensor's floating dtype. Two floating tensors of different precision are an error: the
+    silent float64 upcast that NumPy would do doubles memory and halves speed.
+    """
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb:
+        da, db = a.data.dtype, b.data.dtype
+        if da == db:
+            return a, b
+        ka, kb = da.kind, db.kind
+        if ka == "f" and kb == "f":
+            raise TypeError(
+                f"dtype mismatch: {da} and {db}; convert one explicitly (.float() or .double())"
+            )
+        if ka == "f":
+            return a, b.data.astype(da)
+        if kb == "f":
+            return a.data.astype(db), b
+        return a, b
+    if ta:
+        return a, _constant(b, a.data.dtype)
+    return _constant(a, b.data.dtype), b
+
+
+def _constant(x, like):
+    if isinstance(x, np.generic):  # before the scalar check: np.float64 subclasses float
+        arr = x
+    elif isinstance(x, numbers.Number):
+        return x  # weakly typed in NumPy: never changes the tensor's dtype
+    else:
+        arr = x if hasattr(x, "dtype") else np.asarray(x)
+    if like.kind == "f" and arr.dtype != like and arr.dtype.kind in "fiub":
+        return arr.astype(like)
+    return arr
+
+
+autograd.Tensor = Tensor

@@ -1,0 +1,378 @@
+"""The op-case table: one row per op drives every op test (forward, gradient, dtype, stability).
+
+Each row names the gradstep function, a float64 NumPy reference, the PyTorch function, the
+shapes it takes, the domain of each input and whether it must stay finite at +-1000. Adding an op
+means adding a row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+import gradstep.functional as F
+
+
+@dataclass(frozen=True)
+class OpCase:
+    name: str
+    gs: Callable
+    ref: Callable
+    torch: Callable
+    kind: str = "unary"  # unary | binary | matmul | linear | loss | rows | classify | join
+    domain: tuple = ("real",)  # per input: real | positive | nonzero | unit | offgrid
+    finite_at_1000: bool = False
+    min_dims: int = 0
+    nonempty: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _np_sigmoid(x):
+    with np.errstate(over="ignore"):
+        return np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x)))
+
+
+def _np_lse(x, axis, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _np_log_softmax(x):
+    return x - _np_lse(x, -1, keepdims=True)
+
+
+def _np_huber(a, b):
+    d = np.abs(a - b)
+    return np.mean(np.where(d < 1, 0.5 * d * d, d - 0.5))
+
+
+def _np_bce(x, t):
+    return np.mean(np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x))))
+
+
+def _labels(n: int, c: int) -> np.ndarray:
+    return (np.arange(n) * 7 + 3) % c
+
+
+def _np_ce(x):
+    n, c = x.shape
+    return -np.mean(_np_log_softmax(x)[np.arange(n), _labels(n, c)])
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _tdims(x, axis):
+    return tuple(range(x.ndim)) if axis is None else (axis,)
+
+
+def _treduce(name, axis=None, keepdims=False):
+    def fn(x):
+        torch = _torch()
+        if x.ndim == 0:
+            return x * 1
+        return getattr(torch, name)(x, dim=_tdims(x, axis), keepdim=keepdims)
+
+    return fn
+
+
+def _t_ce(x):
+    torch = _torch()
+    n, c = x.shape
+    return torch.nn.functional.cross_entropy(x, torch.as_tensor(_labels(n, c)))
+
+
+def _tf(name):
+    def fn(*a, **k):
+        return getattr(_torch().nn.functional, name)(*a, **k)
+
+    return fn
+
+
+CASES = [
+    # elementwise, unary
+    OpCase("neg", lambda x: -x, np.negative, lambda x: -x, finite_at_1000=True),
+    OpCase("abs", abs, np.abs, lambda x: x.abs(), domain=("nonzero",), finite_at_1000=True),
+    OpCase("exp", lambda x: x.exp(), np.exp, lambda x: x.exp()),
+    OpCase("log", lambda x: x.log(), np.log, lambda x: x.log(), domain=("positive",)),
+    OpCase("sqrt", lambda x: x.sqrt(), np.sqrt, lambda x: x.sqrt(), domain=("positive",)),
+    OpCase("square", lambda x: x**2, np.square, lambda x: x**2, finite_at_1000=True),
+    OpCase("pow_half", lambda x: x**0.5, np.sqrt, lambda x: x**0.5, domain=("positive",)),
+    OpCase("rpow", lambda x: 2.0**x, lambda x: 2.0**x, lambda x: 2.0**x),
+    OpCase("scale_shift", lambda x: 2.5 * x - 1, lambda x: 2.5 * x - 1, lambda x: 2.5 * x - 1),
+    OpCase("reciprocal", lambda x: 1 / x, np.reciprocal, lambda x: 1 / x, domain=("nonzero",)),
+    OpCase(
+        "clip",
+        lambda x: x.clip(-1, 1),
+        lambda x: np.clip(x, -1, 1),
+        lambda x: x.clamp(-1, 1),
+        domain=("offgrid",),
+        finite_at_1000=True,
+    ),
+    # activations
+    OpCase("sigmoid", F.sigmoid, _np_sigmoid, lambda x: x.sigmoid(), finite_at_1000=True),
+    OpCase(
+        "relu",
+        F.relu,
+        lambda x: np.maximum(x, 0),
+        lambda x: x.relu(),
+        domain=("nonzero",),
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "leaky_relu",
+        F.leaky_relu,
+        lambda x: np.where(x > 0, x, 0.01 * x),
+        _tf("leaky_relu"),
+        domain=("nonzero",),
+        finite_at_1000=True,
+    ),
+    OpCase("tanh", F.tanh, np.tanh, lambda x: x.tanh(), finite_at_1000=True),
+    OpCase(
+        "softplus", F.softplus, lambda x: np.logaddexp(0, x), _tf("softplus"), finite_at_1000=True
+    ),
+    # softmax family: along the last axis
+    OpCase(
+        "softmax",
+        F.softmax,
+        lambda x: np.exp(_np_log_softmax(x)),
+        lambda x: x.softmax(-1),
+        kind="rows",
+        min_dims=1,
+        nonempty=True,
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "log_softmax",
+        F.log_softmax,
+        _np_log_softmax,
+        lambda x: x.log_softmax(-1),
+        kind="rows",
+        min_dims=1,
+        nonempty=True,
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "logsumexp",
+        lambda x: F.logsumexp(x, axis=-1),
+        lambda x: _np_lse(x, -1),
+        lambda x: x.logsumexp(-1),
+        kind="rows",
+        min_dims=1,
+        nonempty=True,
+        finite_at_1000=True,
+    ),
+    # reductions
+    OpCase("sum", lambda x: x.sum(), np.sum, _treduce("sum")),
+    OpCase(
+        "sum_axis0_keep",
+        lambda x: x.sum(axis=0, keepdims=True),
+        lambda x: np.sum(x, axis=0, keepdims=True),
+        _treduce("sum", 0, True),
+        min_dims=1,
+    ),
+    OpCase("mean", lambda x: x.mean(), np.mean, _treduce("mean"), nonempty=True),
+    OpCase(
+        "mean_last",
+        lambda x: x.mean(axis=-1),
+        lambda x: np.mean(x, axis=-1),
+        _treduce("mean", -1),
+        min_dims=1,
+        nonempty=True,
+    ),
+    OpCase("max", lambda x: x.max(), np.max, _treduce("amax"), nonempty=True),
+    OpCase(
+        "max_last_keep",
+        lambda x: x.max(axis=-1, keepdims=True),
+        lambda x: np.max(x, axis=-1, keepdims=True),
+        _treduce("amax", -1, True),
+        min_dims=1,
+        nonempty=True,
+    ),
+    OpCase(
+        "min_axis0",
+        lambda x: x.min(axis=0),
+        lambda x: np.min(x, axis=0),
+        _treduce("amin", 0),
+        min_dims=1,
+        nonempty=True,
+    ),
+    # shape
+    OpCase("reshape", lambda x: x.reshape(-1), lambda x: x.reshape(-1), lambda x: x.reshape(-1)),
+    OpCase(
+        "transpose",
+        lambda x: x.T,
+        lambda x: x.T,
+        lambda x: x.permute(tuple(reversed(range(x.ndim)))),
+    ),
+    OpCase(
+        "slice", lambda x: x[..., ::2], lambda x: x[..., ::2], lambda x: x[..., ::2], min_dims=1
+    ),
+    OpCase(
+        "gather_repeat",
+        lambda x: x[np.array([0, 0, -1, 0])],
+        lambda x: x[np.array([0, 0, -1, 0])],
+        lambda x: x[[0, 0, -1, 0]],
+        min_dims=1,
+        nonempty=True,
+    ),
+    # binary, broadcasting
+    OpCase(
+        "add",
+        lambda a, b: a + b,
+        np.add,
+        lambda a, b: a + b,
+        kind="binary",
+        domain=("real", "real"),
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "sub",
+        lambda a, b: a - b,
+        np.subtract,
+        lambda a, b: a - b,
+        kind="binary",
+        domain=("real", "real"),
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "mul",
+        lambda a, b: a * b,
+        np.multiply,
+        lambda a, b: a * b,
+        kind="binary",
+        domain=("real", "real"),
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "div",
+        lambda a, b: a / b,
+        np.divide,
+        lambda a, b: a / b,
+        kind="binary",
+        domain=("real", "nonzero"),
+    ),
+    OpCase(
+        "pow",
+        lambda a, b: a**b,
+        np.power,
+        lambda a, b: a**b,
+        kind="binary",
+        domain=("positive", "real"),
+    ),
+    OpCase(
+        "where",
+        lambda a, b: F.where(a.data > 0, a, b),
+        lambda a, b: np.where(a > 0, a, b),
+        lambda a, b: _torch().where(a > 0, a, b),
+        kind="binary",
+        domain=("nonzero", "real"),
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "concatenate",
+        lambda a, b: F.concatenate([a, b], axis=0),
+        lambda a, b: np.concatenate([a, b]),
+        lambda a, b: _torch().cat([a, b]),
+        kind="join",
+        domain=("real", "real"),
+    ),
+    OpCase(
+        "stack",
+        lambda a, b: F.stack([a, b], axis=-1),
+        lambda a, b: np.stack([a, b], -1),
+        lambda a, b: _torch().stack([a, b], -1),
+        kind="same",
+        domain=("real", "real"),
+    ),
+    # linear algebra
+    OpCase(
+        "matmul",
+        lambda a, b: a @ b,
+        np.matmul,
+        lambda a, b: a @ b,
+        kind="matmul",
+        domain=("real", "real"),
+    ),
+    OpCase(
+        "linear",
+        F.linear,
+        lambda x, w, b: x @ w.T + b,
+        _tf("linear"),
+        kind="linear",
+        domain=("real", "real", "real"),
+    ),
+    # losses
+    OpCase(
+        "mse_loss",
+        F.mse_loss,
+        lambda a, b: np.mean((a - b) ** 2),
+        _tf("mse_loss"),
+        kind="same",
+        domain=("real", "real"),
+        nonempty=True,
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "l1_loss",
+        F.l1_loss,
+        lambda a, b: np.mean(np.abs(a - b)),
+        _tf("l1_loss"),
+        kind="same",
+        domain=("real", "real"),
+        nonempty=True,
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "huber_loss",
+        F.huber_loss,
+        _np_huber,
+        _tf("huber_loss"),
+        kind="same",
+        domain=("real", "real"),
+        nonempty=True,
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "bce_with_logits",
+        F.binary_cross_entropy_with_logits,
+        _np_bce,
+        _tf("binary_cross_entropy_with_logits"),
+        kind="same",
+        domain=("real", "unit"),
+        nonempty=True,
+        finite_at_1000=True,
+    ),
+    OpCase(
+        "cross_entropy",
+        lambda x: F.cross_entropy(x, _labels(*x.shape)),
+        _np_ce,
+        _t_ce,
+        kind="classify",
+        nonempty=True,
+        finite_at_1000=True,
+    ),
+]
+
+
+def draw_values(rng: np.random.Generator, shape: tuple, domain: str) -> np.ndarray:
+    """float64 values of ``shape`` from a domain where the op is smooth and well-conditioned."""
+    x = rng.uniform(-2.0, 2.0, size=shape)
+    if domain == "positive":
+        return np.abs(x) + 0.5
+    if domain == "nonzero":
+        return np.sign(x + 1e-12) * (np.abs(x) + 0.3)
+    if domain == "unit":
+        return (x + 2.0) / 4.0
+    if domain == "offgrid":  # keep clear of clip's corners at -1 and 1
+        return np.where(np.abs(np.abs(x) - 1) < 0.05, x * 0.8, x)
+    return x

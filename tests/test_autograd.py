@@ -1,0 +1,146 @@
+"""The backward pass: accumulation, deep graphs, no_grad, anomaly detection, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import gradstep as gs
+import gradstep.functional as F
+from gradstep.testing import GradcheckError, gradcheck
+
+
+def test_gradients_accumulate_across_backward_calls():
+    w = gs.tensor([1.0, 2.0], requires_grad=True)
+    (w * 3).sum().backward()
+    (w * w).sum().backward()
+    np.testing.assert_allclose(w.grad, [3 + 2, 3 + 4])
+
+
+def test_value_used_twice_gets_both_contributions():
+    x = gs.tensor(3.0, requires_grad=True)
+    y = x * x + x  # dy/dx = 2x + 1
+    y.backward()
+    assert x.grad == 7.0
+
+
+def test_shared_gradient_buffers_are_not_aliased():
+    a = gs.tensor([1.0], requires_grad=True)
+    b = gs.tensor([1.0], requires_grad=True)
+    (a + b).sum().backward()
+    a.grad += 10  # must not change b.grad (Add hands one array to both inputs)
+    assert b.grad[0] == 1.0
+
+
+def test_chain_of_20000_ops_backpropagates_without_recursion_error():
+    x = gs.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(20_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad == 1.0
+    assert sys.getrecursionlimit() <= 20_000
+
+
+def test_no_grad_records_nothing_and_restores():
+    w = gs.tensor([1.0], requires_grad=True)
+    with gs.no_grad():
+        y = w * 2
+        assert not gs.is_grad_enabled()
+    assert gs.is_grad_enabled()
+    assert not y.requires_grad and y.grad_fn is None
+
+    @gs.no_grad()
+    def f(t):
+        return t * 3
+
+    assert not f(w).requires_grad
+
+
+def test_backward_on_non_scalar_without_grad_names_the_shape():
+    x = gs.randn(2, 3, requires_grad=True)
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        (x * 2).backward()
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
+        (x * 2).backward(np.ones(3))
+    y = x * 2
+    y.backward(np.ones((2, 3)))
+    np.testing.assert_allclose(x.grad, 2.0)
+
+
+def test_backward_on_tensor_without_grad_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        gs.tensor(1.0).backward()
+
+
+def test_second_backward_through_freed_graph_is_an_error_unless_retained():
+    x = gs.tensor(2.0, requires_grad=True)
+    y = (x * x).exp()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * 4 * np.exp(4.0), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
+def test_detect_anomaly_names_the_op_and_the_users_line():
+    x = gs.tensor([0.0, 1.0], dtype=np.float64, requires_grad=True)
+    with np.errstate(invalid="ignore", divide="ignore"), gs.detect_anomaly():
+        y = (x.sqrt() * 0.0).sum()  # sqrt's backward gives 0 / 0 at x = 0
+        with pytest.raises(gs.AnomalyError, match=r"Sqrt.*test_autograd.py:\d+"):
+            y.backward()
+
+
+def test_gradcheck_reports_input_index_expected_and_got():
+    from gradstep.autograd import Function
+
+    class WrongSquare(Function):
+        def forward(self, a):
+            self.a = a
+            return a * a
+
+        def backward(self, g):
+            return g * self.a  # should be 2 a
+
+    x = gs.tensor([1.0, 2.0], dtype=np.float64, requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"input 0 at index \(0,\): expected .*got"):
+        gradcheck(WrongSquare.apply, x)
+
+
+def test_gradcheck_refuses_float32():
+    with pytest.raises(TypeError, match="float64"):
+        gradcheck(F.sigmoid, gs.tensor([1.0], requires_grad=True))
+
+
+def test_small_mlp_gradients_equal_pytorch():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 5)), rng.standard_normal((16, 1))
+    W1, b1 = rng.standard_normal((5, 8)), rng.standard_normal(8)
+    W2, b2 = rng.standard_normal((8, 1)), rng.standard_normal(1)
+
+    params = [gs.tensor(p, dtype=np.float64, requires_grad=True) for p in (W1, b1, W2, b2)]
+    h = F.sigmoid(gs.tensor(x, dtype=np.float64) @ params[0] + params[1])
+    loss = F.mse_loss(h @ params[2] + params[3], y)
+    loss.backward()
+
+    tp = [torch.tensor(p, requires_grad=True) for p in (W1, b1, W2, b2)]
+    th = torch.sigmoid(torch.tensor(x) @ tp[0] + tp[1])
+    tloss = torch.nn.functional.mse_loss(th @ tp[2] + tp[3], torch.tensor(y))
+    tloss.backward()
+    np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-12)
+    for ours, theirs in zip(params, tp):
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10)
+
+
+def test_import_gradstep_loads_numpy_alone():
+    code = (
+        "import sys, gradstep, gradstep.functional, gradstep.testing\n"
+        "heavy = {'torch', 'pandas', 'matplotlib', 'cupy', 'sklearn', 'scipy'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
