@@ -20,6 +20,7 @@ from gradstep import functional
 from gradstep.autograd import AnomalyError, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from gradstep.backend import default_dtype, get_default_dtype, set_default_dtype
 from gradstep.functional import cat, concatenate, stack, where
+from gradstep.io import load, save
 from gradstep.random import default_generator, manual_seed
 from gradstep.tensor import Tensor
 
@@ -106,12 +107,14 @@ __all__ = [
     "functional",
     "get_default_dtype",
     "is_grad_enabled",
+    "load",
     "manual_seed",
     "no_grad",
     "ones",
     "ones_like",
     "rand",
     "randn",
+    "save",
     "set_default_dtype",
     "stack",
     "tensor",

@@ -57,6 +57,11 @@ class Linear(Function):
                 f"linear: input of shape {x.shape} does not fit a weight of shape "
                 f"{weight.shape} (expects {weight.shape[1]} features in the last dimension)"
             )
+        if x.dtype != weight.dtype:
+            raise TypeError(
+                f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}; "
+                "convert the input (.float() / .double()) or the model"
+            )
         self.x, self.weight = x, weight
         y = x @ weight.T
         if bias is not None:

@@ -1,0 +1,44 @@
+"""Neural-network building blocks with PyTorch's names and state_dict layout."""
+
+from gradstep.nn import init
+from gradstep.nn.layers import (
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    ReLUSum,
+    Sequential,
+    Sigmoid,
+    SigmoidSum,
+    Softplus,
+    Tanh,
+    mlp,
+)
+from gradstep.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
+from gradstep.nn.module import Module, Parameter
+
+__all__ = [
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "HuberLoss",
+    "Identity",
+    "L1Loss",
+    "LeakyReLU",
+    "Linear",
+    "MSELoss",
+    "Module",
+    "Parameter",
+    "ReLU",
+    "ReLUSum",
+    "Sequential",
+    "Sigmoid",
+    "SigmoidSum",
+    "Softplus",
+    "Tanh",
+    "init",
+    "mlp",
+]

@@ -1,0 +1,191 @@
+"""Adam, AdamW, RMSprop and Adagrad, each following PyTorch's single-tensor code step by step,
+so a model trained from the same weights on the same batches follows the same trajectory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradstep.optim.optimizer import Optimizer, _check
+
+
+def _check_betas(betas):
+    for i, b in enumerate(betas):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"invalid beta parameter at index {i}: {b} (must be in [0, 1))")
+
+
+class Adam(Optimizer):
+    """Adam: m <- lerp(m, g, 1 - beta1), v <- beta2 v + (1 - beta2) g^2,
+    theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)."""
+
+    decoupled = False
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad),
+        )
+
+    def _validate(self, group):
+        super()._validate(group)
+        _check_betas(group["betas"])
+        _check("eps", group["eps"])
+        _check("weight_decay", group["weight_decay"])
+
+    def _update(self, p, g, state, lr, betas, eps, weight_decay, amsgrad):
+        beta1, beta2 = betas
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(p)
+            state["exp_avg_sq"] = np.zeros_like(p)
+            if amsgrad:
+                state["max_exp_avg_sq"] = np.zeros_like(p)
+        state["step"] += 1
+        t = state["step"]
+        if weight_decay:
+            if self.decoupled:
+                p *= 1 - lr * weight_decay
+            else:
+                g = g + weight_decay * p
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += (g - m) * (1 - beta1)
+        v *= beta2
+        v += (1 - beta2) * g * g
+        step_size = lr / (1 - beta1**t)
+        bias_correction2_sqrt = (1 - beta2**t) ** 0.5
+        if amsgrad:
+            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt + eps
+        else:
+            denom = np.sqrt(v) / bias_correction2_sqrt + eps
+        p -= step_size * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: theta <- theta (1 - lr * weight_decay) before Adam."""
+
+    decoupled = True
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """v <- alpha v + (1 - alpha) g^2;  theta <- theta - lr g / (sqrt(v) + eps)."""
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                alpha=alpha,
+                eps=eps,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                centered=centered,
+            ),
+        )
+
+    def _validate(self, group):
+        super()._validate(group)
+        _check("alpha", group["alpha"], 0.0, 1.0, open_high=False)
+        _check("eps", group["eps"])
+        _check("momentum", group["momentum"])
+        _check("weight_decay", group["weight_decay"])
+
+    def _update(self, p, g, state, lr, alpha, eps, weight_decay, momentum, centered):
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = np.zeros_like(p)
+            if momentum > 0:
+                state["momentum_buffer"] = np.zeros_like(p)
+            if centered:
+                state["grad_avg"] = np.zeros_like(p)
+        state["step"] += 1
+        if weight_decay:
+            g = g + weight_decay * p
+        sq = state["square_avg"]
+        sq *= alpha
+        sq += (1 - alpha) * g * g
+        if centered:
+            ga = state["grad_avg"]
+            ga += (g - ga) * (1 - alpha)
+            avg = np.sqrt(sq - ga * ga)
+        else:
+            avg = np.sqrt(sq)
+        avg += eps
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += g / avg
+            p -= lr * buf
+        else:
+            p -= lr * (g / avg)
+
+
+class Adagrad(Optimizer):
+    """s <- s + g^2;  theta <- theta - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)."""
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lr_decay=lr_decay,
+                weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value,
+                eps=eps,
+            ),
+        )
+
+    def _validate(self, group):
+        super()._validate(group)
+        _check("lr_decay", group["lr_decay"])
+        _check("weight_decay", group["weight_decay"])
+        _check("initial_accumulator_value", group["initial_accumulator_value"])
+        _check("eps", group["eps"])
+
+    def _update(self, p, g, state, lr, lr_decay, weight_decay, initial_accumulator_value, eps):
+        if not state:
+            state["step"] = 0
+            state["sum"] = np.full_like(p, initial_accumulator_value)
+        state["step"] += 1
+        if weight_decay:
+            g = g + weight_decay * p
+        clr = lr / (1 + (state["step"] - 1) * lr_decay)
+        state["sum"] += g * g
+        std = np.sqrt(state["sum"]) + eps
+        p -= clr * (g / std)

@@ -1,0 +1,236 @@
+"""Callbacks: hooks into the fit loop with a ``logs`` dict, as in Keras."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+
+from gradstep.io import atomic_write_bytes, clean_temp_files
+
+
+class Callback:
+    """Override any hook. ``self.trainer`` is set before training starts; setting
+    ``self.trainer.stop_training = True`` ends training after the current epoch."""
+
+    trainer = None
+
+    def on_train_begin(self, logs: dict) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
+    def on_batch_end(self, batch: int, logs: dict) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
+    def on_train_end(self, logs: dict) -> None: ...
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class History(Callback):
+    """Per-epoch logs: ``history.history["val_loss"]`` is the list of validation losses."""
+
+    def __init__(self):
+        self.epochs: list[dict] = []
+        self.stop_reason: str | None = None
+
+    @property
+    def history(self) -> dict[str, list]:
+        keys = sorted({k for e in self.epochs for k in e})
+        return {k: [e.get(k) for e in self.epochs] for k in keys}
+
+    def on_epoch_end(self, epoch, logs):
+        self.epochs.append(dict(logs))
+
+    def state_dict(self):
+        return {"epochs": [dict(e) for e in self.epochs]}
+
+    def load_state_dict(self, state):
+        self.epochs = [dict(e) for e in state["epochs"]]
+
+    def save_json(self, path) -> None:
+        body = {"epochs": self.epochs, "stop_reason": self.stop_reason}
+        atomic_write_bytes(path, json.dumps(body, indent=2).encode())
+
+    def save_csv(self, path) -> None:
+        keys = ["epoch"] + [k for k in self.history if k != "epoch"]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        for e in self.epochs:
+            w.writerow({k: e.get(k) for k in keys})
+        atomic_write_bytes(path, buf.getvalue().encode())
+
+
+class _Monitor(Callback):
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def _value(self, logs: dict) -> float:
+        if self.monitor not in logs:
+            raise KeyError(
+                f"{type(self).__name__} monitors {self.monitor!r}, which the logs do not have "
+                f"(they have {sorted(logs)}); give fit() a val_loader to get 'val_loss'"
+            )
+        return float(logs[self.monitor])
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the model ends with the weights of its best epoch.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "min",
+        restore_best_weights: bool = False,
+    ):
+        super().__init__(monitor, mode, min_delta)
+        if patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
+        self.patience, self.restore_best_weights = patience, restore_best_weights
+        self.wait, self.best_epoch, self.best_weights, self.stopped_epoch = 0, None, None, None
+
+    def on_epoch_end(self, epoch, logs):
+        value = self._value(logs)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.trainer.model.state_dict()
+        else:
+            self.wait += 1
+            if self.wait > self.patience:
+                self.stopped_epoch = epoch
+                self.trainer.stop_training = True
+                self.trainer.stop_reason = (
+                    f"early stopping after epoch {epoch + 1}: {self.monitor} has not improved "
+                    f"for {self.wait} epochs (best {self.best:.6g} at epoch {self.best_epoch + 1})"
+                )
+
+    def on_train_end(self, logs):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.trainer.model.load_state_dict(self.best_weights)
+
+    def state_dict(self):
+        out = {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch}
+        if self.best_weights is not None:
+            out["best_weights"] = self.best_weights
+        return out
+
+    def load_state_dict(self, state):
+        self.best, self.wait, self.best_epoch = state["best"], state["wait"], state["best_epoch"]
+        self.best_weights = state.get("best_weights")
+
+
+class ModelCheckpoint(_Monitor):
+    """Write ``last.ckpt`` (the whole training state, to resume from) after every epoch, or
+    every ``every_n_batches`` batches, and ``best.ckpt`` (the model's state_dict) whenever
+    ``monitor`` improves. Writes are atomic; leftovers of a killed run are removed at start."""
+
+    def __init__(
+        self,
+        dirpath,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        save_best: bool = True,
+        every_n_batches: int | None = None,
+    ):
+        super().__init__(monitor, mode)
+        self.dirpath, self.save_best, self.every_n_batches = (
+            os.fspath(dirpath),
+            save_best,
+            every_n_batches,
+        )
+        self.last_path = os.path.join(self.dirpath, "last.ckpt")
+        self.best_path = os.path.join(self.dirpath, "best.ckpt")
+
+    def on_train_begin(self, logs):
+        os.makedirs(self.dirpath, exist_ok=True)
+        clean_temp_files(self.dirpath)
+
+    def on_batch_end(self, batch, logs):
+        n = self.every_n_batches
+        if n and (batch + 1) % n == 0 and not self.trainer.at_epoch_end:
+            self.trainer.save_checkpoint(self.last_path)
+
+    def on_epoch_end(self, epoch, logs):
+        from gradstep.io import save
+
+        if self.save_best and self.monitor in logs and self._improved(self._value(logs)):
+            self.best = self._value(logs)
+            save(
+                {"model": self.trainer.model.state_dict(), "epoch": epoch, self.monitor: self.best},
+                self.best_path,
+            )
+        self.trainer.save_checkpoint(self.last_path)
+
+    def state_dict(self):
+        return {"best": self.best}
+
+    def load_state_dict(self, state):
+        self.best = state["best"]
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch with the running loss; silent when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = enabled
+        self.bar = None
+
+    def _on(self) -> bool:
+        if self.enabled is not None:
+            return self.enabled
+        import sys
+
+        return sys.stderr.isatty()
+
+    def on_epoch_begin(self, epoch, logs):
+        if not self._on():
+            return
+        from tqdm.auto import tqdm
+
+        t = self.trainer
+        self.bar = tqdm(
+            total=t.batches_per_epoch,
+            desc=f"epoch {epoch + 1}/{t.epochs}",
+            leave=False,
+            dynamic_ncols=True,
+            initial=t.start_batch,
+        )
+
+    def on_batch_end(self, batch, logs):
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.bar.n % 10 == 0 or self.bar.n == self.bar.total:
+                self.bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            parts = " ".join(
+                f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, float) and k != "lr"
+            )
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"epoch {epoch + 1}/{self.trainer.epochs}: {parts}")
+
+    def on_train_end(self, logs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

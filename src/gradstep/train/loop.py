@@ -1,0 +1,244 @@
+"""The fit loop: mini-batches (an *update* per batch), epochs (a pass over all batches),
+validation, callbacks, and a checkpoint that resumes exactly where training stopped."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from gradstep import random as gs_random
+from gradstep.autograd import no_grad
+from gradstep.data.dataset import DataLoader
+from gradstep.train.callbacks import Callback, History, ProgressBar
+
+
+def accuracy(output, target) -> float:
+    """Fraction of rows whose arg-max (or sign, for one logit) equals the integer target."""
+    out = output.data
+    pred = out.argmax(axis=1) if out.ndim == 2 and out.shape[1] > 1 else (out.reshape(-1) > 0)
+    return float(np.mean(pred == np.asarray(target.data).reshape(-1)))
+
+
+METRICS = {"accuracy": accuracy}
+
+
+class Trainer:
+    """Trains ``model`` with ``loss_fn`` and ``optimizer``; see :func:`fit`."""
+
+    def __init__(
+        self,
+        model,
+        loss_fn,
+        optimizer,
+        scheduler=None,
+        callbacks=(),
+        metrics=(),
+        verbose: int | None = None,
+        terminate_on_nan: bool = True,
+    ):
+        self.model, self.loss_fn, self.optimizer, self.scheduler = (
+            model,
+            loss_fn,
+            optimizer,
+            scheduler,
+        )
+        self.metrics = {m: METRICS[m] if isinstance(m, str) else m for m in metrics}
+        self.history = next((c for c in callbacks if isinstance(c, History)), None) or History()
+        cbs = [c for c in callbacks if c is not self.history] + [self.history]
+        if verbose != 0 and not any(isinstance(c, ProgressBar) for c in cbs):
+            cbs.append(ProgressBar(enabled=None if verbose is None else bool(verbose)))
+        self.callbacks: list[Callback] = cbs
+        for c in cbs:
+            c.trainer = self
+        self.terminate_on_nan, self.verbose = terminate_on_nan, verbose
+        self.stop_training, self.stop_reason, self.at_epoch_end = False, None, False
+        self.epoch = self.start_batch = 0
+        self.epochs = self.batches_per_epoch = 0
+        self._order = None
+        self._running = [0.0, 0]  # sum of loss * batch size, number of examples
+        self._loader = None
+
+    # --- the loop ------------------------------------------------------------------------------
+    def fit(
+        self,
+        train_loader: DataLoader,
+        val_loader: DataLoader | None = None,
+        epochs: int = 1,
+        resume_from=None,
+    ) -> History:
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if len(train_loader) == 0:
+            raise ValueError(
+                "the training loader yields no batch (empty dataset, or drop_last "
+                "with fewer examples than batch_size)"
+            )
+        self._loader, self.epochs = train_loader, epochs
+        self.batches_per_epoch = len(train_loader)
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        self._emit("on_train_begin", {})
+        try:
+            while self.epoch < epochs and not self.stop_training:
+                self._run_epoch(val_loader)
+        finally:
+            self._emit("on_train_end", {})
+        self.history.stop_reason = self.stop_reason
+        if self.stop_reason and self.verbose != 0:
+            print(self.stop_reason, file=sys.stderr)
+        return self.history
+
+    def _run_epoch(self, val_loader) -> None:
+        model, opt, loss_fn, loader = self.model, self.optimizer, self.loss_fn, self._loader
+        epoch = self.epoch
+        if self._order is None:  # a resumed run already has this epoch's order
+            self._order = loader.order()
+            self._running = [0.0, 0]
+        self.at_epoch_end = False
+        self._emit("on_epoch_begin", epoch, {})
+        model.train()
+        for b, (xb, yb) in enumerate(
+            loader.batches(self._order, self.start_batch), start=self.start_batch
+        ):
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            value = float(loss.data)
+            if self.terminate_on_nan and not math.isfinite(value):
+                self.stop_training = True
+                self.stop_reason = (
+                    f"training stopped: the loss is {value} at epoch {epoch + 1}, batch {b + 1}; "
+                    "the parameters and checkpoints are those of the last finite step "
+                    "(try a smaller learning rate)"
+                )
+                return
+            loss.backward()
+            opt.step()
+            n = len(yb)
+            self._running[0] += value * n
+            self._running[1] += n
+            self.start_batch = b + 1
+            self.at_epoch_end = self.start_batch == self.batches_per_epoch
+            self._emit("on_batch_end", b, {"loss": value, "epoch": epoch})
+        logs = {"epoch": epoch + 1, "loss": self._running[0] / max(self._running[1], 1)}
+        if val_loader is not None:
+            logs.update(self.evaluate(val_loader, prefix="val_"))
+        logs["lr"] = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.epoch, self.start_batch, self._order = epoch + 1, 0, None
+        self._emit("on_epoch_end", epoch, logs)
+
+    def evaluate(self, loader: DataLoader, prefix: str = "") -> dict:
+        """Mean loss (and metrics) over ``loader`` in eval mode, without recording a graph."""
+        was_training = self.model.training
+        self.model.eval()
+        total, count, metric_sums = 0.0, 0, dict.fromkeys(self.metrics, 0.0)
+        with no_grad():
+            for xb, yb in loader:
+                out = self.model(xb)
+                n = len(yb)
+                total += float(self.loss_fn(out, yb).data) * n
+                count += n
+                for name, fn in self.metrics.items():
+                    metric_sums[name] += fn(out, yb) * n
+        self.model.train(was_training)
+        if count == 0:
+            raise ValueError("the validation loader yields no batch")
+        logs = {f"{prefix}loss": total / count}
+        logs.update({f"{prefix}{k}": v / count for k, v in metric_sums.items()})
+        return logs
+
+    def _emit(self, hook: str, *args) -> None:
+        for c in self.callbacks:
+            getattr(c, hook)(*args)
+
+    # --- exact resume -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue bit-identically."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "batch": self.start_batch,
+            "running": list(self._running),
+            "rng": gs_random.get_rng_state(),
+            "callbacks": [c.state_dict() for c in self.callbacks],
+        }
+        if self._order is not None:
+            state["order"] = self._order
+        gen = getattr(self._loader, "generator", None)
+        if gen is not None:
+            state["loader_rng"] = gen.bit_generator.state
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.start_batch = int(state["epoch"]), int(state["batch"])
+        self._running = [float(state["running"][0]), int(state["running"][1])]
+        self._order = state.get("order")
+        gs_random.set_rng_state(state["rng"])
+        gen = getattr(self._loader, "generator", None)
+        if gen is not None and "loader_rng" in state:
+            gen.bit_generator.state = state["loader_rng"]
+        if self.scheduler is not None and "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        saved = state.get("callbacks", [])
+        if len(saved) == len(self.callbacks):
+            for c, s in zip(self.callbacks, saved):
+                c.load_state_dict(s)
+
+    def save_checkpoint(self, path) -> None:
+        from gradstep.io import save
+
+        save(self.state_dict(), path)
+
+    def load_checkpoint(self, path) -> None:
+        from gradstep.io import load
+
+        self.load_state_dict(load(path))
+
+
+def fit(
+    model,
+    loss_fn,
+    optimizer,
+    train_loader,
+    val_loader=None,
+    epochs: int = 1,
+    callbacks=(),
+    scheduler=None,
+    metrics=(),
+    verbose: int | None = None,
+    resume_from=None,
+    terminate_on_nan: bool = True,
+) -> History:
+    """Train ``model``: for each epoch, for each mini-batch, zero_grad / forward / loss /
+    backward / step, then validate.
+
+    Parameters
+    ----------
+    model : Module
+    loss_fn : callable (output, target) -> scalar Tensor, e.g. ``nn.MSELoss()``
+    optimizer : Optimizer
+    train_loader, val_loader : DataLoader
+    epochs : int
+    callbacks : list of Callback (History, EarlyStopping, ModelCheckpoint, ...)
+    scheduler : LRScheduler, stepped after every epoch
+    metrics : names ("accuracy") or functions (output, target) -> float, computed on validation
+    verbose : 0 silences the progress bar; None shows it only on a terminal
+    resume_from : path of a ``last.ckpt`` written by ModelCheckpoint: continue exactly there
+    terminate_on_nan : stop at the first non-finite loss, before it touches the parameters
+
+    Returns
+    -------
+    History, with ``history.history[name]`` per epoch and ``stop_reason``.
+    """
+    trainer = Trainer(
+        model, loss_fn, optimizer, scheduler, callbacks, metrics, verbose, terminate_on_nan
+    )
+    return trainer.fit(train_loader, val_loader, epochs, resume_from)
