@@ -284,6 +284,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             loss = F.mse_loss(layer(xt), yt)
             loss.backward()
             self.loss_curve_.append(float(loss.data))
+            if not np.isfinite(self.loss_curve_[-1]) or self.loss_curve_[-1] > 1e12:
+                raise ValueError(
+                    f"gradient descent diverged at update {step + 1} (loss "
+                    f"{self.loss_curve_[-1]:.3g}); lower learning_rate={self.learning_rate}"
+                )
             if max(np.abs(p.grad).max() for p in layer.parameters()) < self.tol:
                 break
             opt.step()

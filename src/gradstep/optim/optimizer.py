@@ -60,7 +60,7 @@ class Optimizer:
 
     def step(self) -> None:
         for group in self.param_groups:
-            hyper = {k: v for k, v in group.items() if k != "params"}
+            hyper = {k: group[k] for k in self.defaults}
             for p in group["params"]:
                 if p.grad is not None:
                     state = self.state.setdefault(id(p), {})

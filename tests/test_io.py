@@ -1,0 +1,118 @@
+"""Checkpoints: round trip, refusal of anything that is not one, no pickle in the sources."""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+import re
+import time
+
+import numpy as np
+import pytest
+
+import gradstep as gs
+from gradstep.io import CheckpointError, clean_temp_files
+
+
+def sample():
+    rng = np.random.default_rng(0)
+    return {
+        "model": {
+            "0.weight": rng.standard_normal((4, 3)).astype(np.float32)[:, ::-1],
+            "0.bias": np.zeros(4, np.float32),
+            "count": np.array(3, dtype=np.int64),
+        },
+        "optimizer": {
+            "state": {0: {"step": 2, "exp_avg": np.ones(3)}},
+            "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "params": [0]}],
+        },
+        "epoch": 4,
+        "config": {"hidden": [64, 32], "name": "run", "none": None},
+        "empty": np.zeros((0, 5)),
+        "flags": np.array([True, False]),
+    }
+
+
+def assert_same(a, b):
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            assert_same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    else:
+        assert a == b
+
+
+def test_round_trip_keeps_structure_dtypes_shapes_and_key_types(tmp_path):
+    obj = sample()
+    gs.save(obj, tmp_path / "c.ckpt")
+    assert_same(obj, gs.load(tmp_path / "c.ckpt"))
+
+
+def test_state_dict_round_trip(tmp_path):
+    from gradstep import nn
+
+    m = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    gs.save(m.state_dict(), tmp_path / "m.safetensors")
+    m2 = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    m2.load_state_dict(gs.load(tmp_path / "m.safetensors"))
+    assert_same(dict(m.state_dict()), dict(m2.state_dict()))
+
+
+def _corruptions(blob: bytes):
+    yield "pickle", pickle.dumps({"a": np.zeros(3)})
+    yield "empty", b""
+    yield "truncated", blob[: len(blob) // 2]
+    yield "truncated-tail", blob[:-1]
+    yield "huge-header", (2**63).to_bytes(8, "little") + blob[8:]
+    yield "garbage", bytes(range(256)) * 4
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(blob), 40, replace=False):
+        bad = bytearray(blob)
+        bad[i] ^= 1 << int(rng.integers(8))
+        yield f"flip@{i}", bytes(bad)
+
+
+def test_anything_but_a_valid_checkpoint_is_refused_quickly(tmp_path):
+    good = tmp_path / "good.ckpt"
+    gs.save(sample(), good)
+    for name, data in _corruptions(good.read_bytes()):
+        p = tmp_path / f"{name}.ckpt"
+        p.write_bytes(data)
+        t0 = time.perf_counter()
+        with pytest.raises(CheckpointError, match="not a valid gradstep checkpoint"):
+            gs.load(p)
+        assert time.perf_counter() - t0 < 0.5, name  # a guard against hangs, not a benchmark
+
+
+def test_save_refuses_objects_it_cannot_store(tmp_path):
+    from gradstep import nn
+
+    with pytest.raises(TypeError, match="state_dict"):
+        gs.save(nn.Linear(1, 1), tmp_path / "x")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_temp_leftovers_are_cleaned(tmp_path):
+    (tmp_path / ".last.ckpt.abc.gradstep-tmp").write_bytes(b"partial")
+    (tmp_path / "keep.txt").write_text("mine")
+    assert clean_temp_files(tmp_path) == [".last.ckpt.abc.gradstep-tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_no_pickle_or_unsafe_yaml_anywhere_in_the_sources():
+    src = pathlib.Path(__file__).resolve().parents[1] / "src"
+    pattern = re.compile(r"pickle\.loads?\(|allow_pickle=True|yaml\.load\(|torch\.load\(")
+    hits = [
+        f"{p}:{i}"
+        for p in src.rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert hits == []

@@ -1,0 +1,158 @@
+"""The fit loop: learning, NaN stop, early stopping, exact resume, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gradstep as gs
+from gradstep import nn, optim
+from gradstep.data import DataLoader
+from gradstep.train import Callback, EarlyStopping, History, ModelCheckpoint, Trainer, fit
+from tests.train import job
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def regression_data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, 1))
+    return X, 1.5 * X - 0.5
+
+
+def test_fit_learns_a_line_and_logs_per_epoch(tmp_path):
+    gs.manual_seed(0)
+    X, y = regression_data()
+    model = nn.Linear(1, 1)
+    hist = fit(
+        model,
+        nn.MSELoss(),
+        optim.SGD(model.parameters(), lr=0.1),
+        DataLoader((X[:150], y[:150]), 16, shuffle=True),
+        DataLoader((X[150:], y[150:]), 50),
+        epochs=60,
+        verbose=0,
+    )
+    assert hist.history["val_loss"][-1] < 1e-4
+    assert hist.history["epoch"] == list(range(1, 61))
+    np.testing.assert_allclose(model.weight.data, [[1.5]], atol=1e-2)
+    hist.save_json(tmp_path / "h.json")
+    hist.save_csv(tmp_path / "h.csv")
+    assert len(json.loads((tmp_path / "h.json").read_text())["epochs"]) == 60
+    assert (tmp_path / "h.csv").read_text().splitlines()[0].startswith("epoch,")
+
+
+def test_nan_loss_stops_at_that_step_names_it_and_writes_nothing_after(tmp_path):
+    gs.manual_seed(0)
+    X, y = regression_data(64)
+    model = nn.Linear(1, 1)
+    # Batches are not shuffled: batch 3 of epoch 2 is rows 32..47; poison it after epoch 1.
+
+    class Poison(Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 0:
+                X_loader.dataset.arrays[0][40] = np.nan
+
+    X_loader = DataLoader((X, y), 16)
+    ck = ModelCheckpoint(tmp_path, monitor="loss", every_n_batches=1)
+    hist = fit(
+        model,
+        nn.MSELoss(),
+        optim.SGD(model.parameters(), lr=0.1),
+        X_loader,
+        epochs=5,
+        callbacks=[Poison(), ck],
+        verbose=0,
+    )
+    assert "epoch 2, batch 3" in hist.stop_reason and "nan" in hist.stop_reason
+    assert len(hist.epochs) == 1  # epoch 2 never finished
+    assert np.isfinite(model.weight.data).all()
+    state = gs.load(tmp_path / "last.ckpt")
+    assert (state["epoch"], state["batch"]) == (1, 2)  # the last good step
+    np.testing.assert_array_equal(state["model"]["weight"], model.weight.data)
+
+
+def test_early_stopping_restores_best_weights():
+    gs.manual_seed(0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 5)), rng.standard_normal((40, 1))
+    Xv, yv = rng.standard_normal((40, 5)), rng.standard_normal((40, 1))  # pure noise: overfits
+    model = nn.mlp(5, [64], 1)
+    best = {}
+
+    class Snap(Callback):
+        def on_epoch_end(self, epoch, logs):
+            best.setdefault("all", []).append((logs["val_loss"], model.state_dict()))
+
+    es = EarlyStopping(patience=3, restore_best_weights=True)
+    hist = fit(
+        model,
+        nn.MSELoss(),
+        optim.Adam(model.parameters(), lr=1e-2),
+        DataLoader((X, y), 8),
+        DataLoader((Xv, yv), 40),
+        epochs=200,
+        callbacks=[Snap(), es],
+        verbose=0,
+    )
+    assert len(hist.epochs) < 200 and "early stopping" in hist.stop_reason
+    vloss, weights = min(best["all"], key=lambda t: t[0])
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, weights[k])
+
+
+def test_resume_mid_epoch_is_bit_identical(tmp_path):
+    reference = job.digest(job.run(None))
+
+    class Interrupt(Callback):
+        def on_batch_end(self, batch, logs):
+            if self.trainer.epoch == 1 and batch == 7:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        job.run(str(tmp_path), extra_callbacks=[Interrupt()])
+    state = gs.load(tmp_path / "last.ckpt")
+    # the interrupt fires before that batch's checkpoint: the last one is after batch index 6
+    assert (state["epoch"], state["batch"]) == (1, 7)
+    assert job.digest(job.run(str(tmp_path))) == reference
+
+
+def _digest_in_fresh_process(seed: int) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.train.job", "-", str(seed)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return out.stdout.split()[-1]
+
+
+def test_same_seed_two_processes_bit_identical_other_seed_differs():
+    a, b = _digest_in_fresh_process(5), _digest_in_fresh_process(5)
+    assert a == b
+    assert _digest_in_fresh_process(6) != a
+
+
+def test_bad_arguments_are_clear():
+    model = nn.Linear(1, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="epochs"):
+        fit(model, nn.MSELoss(), opt, DataLoader((np.zeros((4, 1)), np.zeros((4, 1)))), epochs=0)
+    with pytest.raises(KeyError, match="val_loader"):
+        fit(
+            model,
+            nn.MSELoss(),
+            opt,
+            DataLoader((np.zeros((4, 1)), np.zeros((4, 1)))),
+            epochs=2,
+            callbacks=[EarlyStopping()],
+            verbose=0,
+        )
+    assert isinstance(Trainer(model, nn.MSELoss(), opt).history, History)
