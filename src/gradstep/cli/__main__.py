@@ -1,0 +1,5 @@
+import sys
+
+from gradstep.cli.main import main
+
+sys.exit(main())
