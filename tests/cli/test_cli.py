@@ -39,10 +39,22 @@ def test_lecture_quick_writes_the_report_with_table_and_every_figure(tmp_path, c
     html = (out / "report.html").read_text()
     results = json.loads((out / "results.json").read_text())
     assert "linear, 1 day" in md and "train MAE" in md
-    for png in ("error_surface.png", "experiments.png", "learning_curves.png"):
+    pngs = [
+        "error_surface.png",
+        "gd_one_parameter.png",
+        "piecewise.png",
+        "overfitting.png",
+        "three_tasks.png",
+        "backprop.png",
+        "experiments.png",
+        "learning_curves.png",
+    ]
+    for png in pngs:
         assert (out / png).stat().st_size > 1000
         assert f"]({png})" in md
-    assert html.count("data:image/png;base64,") == 3  # self-contained
+    assert html.count("data:image/png;base64,") == len(pngs)  # self-contained
+    assert results["gd_one_parameter"]["stuck"]
+    assert results["three_tasks"]["accuracy"] > 0.9
     assert {r["name"] for r in results["experiments"]} >= {"linear, 1 day", "linear, 56 days"}
     for r in results["experiments"]:
         assert np.isfinite(r["train_mae"]) and r["test_mae"] < 10  # degrees C: it learned

@@ -68,27 +68,65 @@ def run_lecture(out_dir: str, quick: bool = False, progress: bool = True) -> dic
         results: dict = {"quick": quick}
         figures: list[tuple[str, str]] = []
 
-        # 1. error surface with gradient descent at three learning rates
+        from gradstep.lab import figures as figs
+
+        def figure(name, caption, key, fn, **kwargs):
+            results[key] = fn(os.path.join(tmp, name), **kwargs)
+            figures.append((name, caption))
+
+        # 1. error surface in raw units (deg C): the Hessian's eigenvalues are 0.35 and 570, a
+        # narrow valley, so GD is stable only below lr = 2 / 570 = 0.0035 and then crawls in b.
         series, _ = experiments.load_series()
         x, y = series[:-1][:365], series[1:][:365]
-        xs = (x - x.mean()) / x.std()
         results["surface"] = surface.plot_error_surface(
-            xs,
+            x,
             y,
-            [0.01, 0.3, 1.05],
+            [0.0003, 0.0033, 0.0036],
             os.path.join(tmp, "error_surface.png"),
-            w0=-5.0,
-            b0=0.0,
-            steps=60 if quick else 150,
+            w0=-1.0,
+            b0=-5.0,
+            steps=100 if quick else 300,
             resolution=120 if quick else 300,
         )
         figures.append(
             (
                 "error_surface.png",
-                "Error surface of y = b + w x (tomorrow's max "
-                "temperature from today's, standardised) with gradient descent at a "
-                "too-small, a good and a too-large learning rate",
+                "Error surface of y = b + w x (2012: tomorrow's "
+                "max temperature from today's, deg C) with gradient descent at a "
+                "too-small, the largest stable and a too-large learning rate: a narrow "
+                "valley in which b barely moves",
             )
+        )
+        figure(
+            "gd_one_parameter.png",
+            "Gradient descent on one parameter: the tangent, the "
+            "updates, and getting stuck where dL/dw = 0",
+            "gd_one_parameter",
+            figs.gd_one_parameter,
+        )
+        figure(
+            "piecewise.png",
+            "Piecewise linear = constant + sum of (hard) sigmoids; what w, "
+            "b, c do; two ReLUs make a hard sigmoid; a trained SigmoidSum and its parts",
+            "piecewise",
+            figs.piecewise,
+            epochs=100 if quick else 400,
+        )
+        figure(
+            "overfitting.png",
+            "Training and validation loss of growing models on 40 noisy "
+            "points: the dotted line is where the validation loss turns up",
+            "overfitting",
+            figs.overfitting,
+            epochs=60 if quick else 200,
+            sizes=(2, 32, 256) if quick else (2, 16, 128, 512),
+        )
+        figure(
+            "three_tasks.png",
+            "Regression, classification and structured output (an image) on scikit-learn's digits",
+            "three_tasks",
+            figs.three_tasks,
+            epochs=20 if quick else 80,
         )
 
         # 2. critical points
@@ -115,6 +153,14 @@ def run_lecture(out_dir: str, quick: bool = False, progress: bool = True) -> dic
             "product": e["product"],
             "engine": e["engine"],
         }
+        figs.network_picture(e, net, os.path.join(tmp, "backprop.png"))
+        figures.append(
+            (
+                "backprop.png",
+                "One weight's gradient = forward-pass term x "
+                "backward-pass term, equal to the engine's .grad",
+            )
+        )
 
         # 4. the experiment table
         grid = experiments.experiments(quick)
