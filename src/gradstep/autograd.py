@@ -27,8 +27,8 @@ class Function:
     """Base class of every op: ``forward`` and ``backward`` on raw arrays.
 
     ``needs_input_grad`` holds one bool per input, so a backward can skip work nobody needs.
-    ``inputs`` holds the input Tensors that need a gradient (``None`` for the others); it is
-    ``None`` on the class itself and after the graph was freed by a backward pass.
+    ``inputs`` holds the arguments the op was applied to; it is ``None`` on the class itself
+    and after the graph was freed by a backward pass.
     """
 
     inputs = None
@@ -45,23 +45,28 @@ class Function:
     def apply(cls, *args, **params):
         """Run ``forward`` on the arrays inside ``args`` and record the node if needed.
 
-        Non-Tensor arguments (Python scalars, arrays, index tuples) pass through unchanged.
+        Non-Tensor arguments (Python scalars, arrays, index tuples) pass through unchanged. The
+        node keeps ``args`` as its inputs; ``needs_input_grad`` says which of them get a
+        gradient, so nothing else is built per op (this is the hot path of every step).
         """
         fn = cls.__new__(cls)
-        track = False
         arrays = []
+        needs = []
+        track = False
         for a in args:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
                 if a.requires_grad:
+                    needs.append(True)
                     track = True
+                    continue
             else:
                 arrays.append(a)
+            needs.append(False)
         if track and _grad_enabled:
-            needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-            fn.needs_input_grad = needs
+            fn.needs_input_grad = tuple(needs)
             out = fn.forward(*arrays, **params)
-            fn.inputs = tuple(a if n else None for a, n in zip(args, needs))
+            fn.inputs = args
             if _anomaly:
                 fn.created_at = _user_frame()
             node = fn
@@ -107,8 +112,8 @@ def _topological_order(root) -> list:
                 "backward through a graph that was already freed: a second backward() through "
                 "the same ops needs retain_graph=True on the first call"
             )
-        for inp in inputs:
-            if inp is not None and inp._node is not None and id(inp) not in visited:
+        for inp, need in zip(inputs, t._node.needs_input_grad):
+            if need and inp._node is not None and id(inp) not in visited:
                 visited.add(id(inp))
                 stack.append((inp, False))
     order.reverse()
@@ -135,9 +140,10 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             raise ValueError(
                 f"backward(grad): the gradient has shape {grad.shape}, the output {root.shape}"
             )
-        grad = grad.astype(root.dtype, copy=False)
+        grad = np.array(grad, dtype=root.dtype)  # a copy: the user's array is never adopted
+    handed: set = set()
     if root._node is None:
-        _accumulate_leaf(root, grad)
+        _accumulate_leaf(root, grad, handed)
         return
     grads = {id(root): grad}
     for t in _topological_order(root):
@@ -150,13 +156,13 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             in_grads = (in_grads,)
         if _anomaly:
             _check_finite(node, in_grads)
-        for inp, ig in zip(node.inputs, in_grads):
-            if inp is None or ig is None:
+        for inp, need, ig in zip(node.inputs, node.needs_input_grad, in_grads):
+            if not need or ig is None:
                 continue
             if ig.shape != inp.data.shape:
                 ig = unbroadcast(ig, inp.data.shape)
             if inp._node is None:
-                _accumulate_leaf(inp, ig)
+                _accumulate_leaf(inp, ig, handed)
             else:
                 key = id(inp)
                 prev = grads.get(key)
@@ -165,10 +171,24 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             node.__dict__.clear()  # drop saved arrays now, as PyTorch does; inputs -> None
 
 
-def _accumulate_leaf(leaf, g) -> None:
+def _accumulate_leaf(leaf, g, handed: set) -> None:
+    """Add ``g`` to ``leaf.grad``, adopting ``g`` without a copy when nothing else can see it.
+
+    Op backwards return fresh arrays, views (which have a ``base``), or the upstream gradient
+    passed through (Add gives the same array to both inputs: ``handed`` catches the second
+    taker). A fresh array of the right dtype that no other leaf holds is adopted as is.
+    """
     if leaf.grad is None:
-        # Own the buffer: an op may hand the same array to two inputs, or a read-only view.
-        leaf.grad = np.array(g, dtype=leaf.data.dtype, copy=True)
+        if (
+            type(g) is np.ndarray
+            and g.base is None
+            and g.dtype == leaf.data.dtype
+            and id(g) not in handed
+        ):
+            leaf.grad = g
+        else:
+            leaf.grad = np.array(g, dtype=leaf.data.dtype, copy=True)
+        handed.add(id(leaf.grad))
     else:
         leaf.grad += g
 

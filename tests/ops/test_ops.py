@@ -174,3 +174,22 @@ def test_nan_in_nan_out_where_numpy_has_it(case: OpCase) -> None:
     with np.errstate(invalid="ignore"):
         expected = case.ref(x)
     np.testing.assert_array_equal(np.isnan(out.data), np.isnan(expected))
+
+
+BINARY = [c for c in CASES if c.kind == "binary"]
+
+
+@pytest.mark.parametrize("case", BINARY, ids=str)
+@pytest.mark.parametrize("shapes", [((3, 1), (1, 4)), ((5,), (2, 5)), ((), (2, 3)), ((2, 0), (1,))])
+def test_named_broadcasting_pairs_gradcheck_and_match_pytorch(case: OpCase, shapes) -> None:
+    rng = np.random.default_rng(0)
+    arrays = [draw_values(rng, s, d) for s, d in zip(shapes, case.domain)]
+    assert gradcheck(case.gs, *_leaves(arrays))
+    ours = _leaves(arrays)
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out, ref = case.gs(*ours), case.torch(*theirs)
+    out.backward(np.ones(out.shape))
+    ref.backward(torch.ones(ref.shape, dtype=torch.float64))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-8, atol=1e-12)
+        assert a.grad.shape == a.shape

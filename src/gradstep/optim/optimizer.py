@@ -60,11 +60,15 @@ class Optimizer:
 
     def step(self) -> None:
         for group in self.param_groups:
-            hyper = {k: group[k] for k in self.defaults}
-            for p in group["params"]:
-                if p.grad is not None:
-                    state = self.state.setdefault(id(p), {})
-                    self._update(p.data, p.grad, state, **hyper)
+            self._step_group(group)
+
+    def _step_group(self, group: dict) -> None:
+        """Update every parameter of ``group`` that has a gradient (subclasses may inline)."""
+        hyper = {k: group[k] for k in self.defaults}
+        for p in group["params"]:
+            if p.grad is not None:
+                state = self.state.setdefault(id(p), {})
+                self._update(p.data, p.grad, state, **hyper)
 
     def _update(self, param, grad, state, **hyper):  # pragma: no cover - subclasses
         raise NotImplementedError

@@ -42,6 +42,14 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
+    def _step_group(self, group):
+        if group["momentum"] or group["weight_decay"]:
+            return super()._step_group(group)
+        lr = group["lr"]  # plain gradient descent: one in-place update per parameter
+        for p in group["params"]:
+            if p.grad is not None:
+                p.data -= lr * p.grad
+
     def _update(self, p, g, state, lr, momentum, dampening, nesterov, weight_decay):
         if weight_decay:
             g = g + weight_decay * p

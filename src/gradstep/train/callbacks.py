@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import sys
 
 from gradstep.io import atomic_write_bytes, clean_temp_files
 
@@ -195,8 +196,6 @@ class ProgressBar(Callback):
     def _on(self) -> bool:
         if self.enabled is not None:
             return self.enabled
-        import sys
-
         return sys.stderr.isatty()
 
     def on_epoch_begin(self, epoch, logs):
@@ -228,7 +227,7 @@ class ProgressBar(Callback):
             )
             from tqdm.auto import tqdm
 
-            tqdm.write(f"epoch {epoch + 1}/{self.trainer.epochs}: {parts}")
+            tqdm.write(f"epoch {epoch + 1}/{self.trainer.epochs}: {parts}", file=sys.stderr)
 
     def on_train_end(self, logs):
         if self.bar is not None:

@@ -1,0 +1,436 @@
+"""Side-by-side training-step benchmarks: gradstep, PyTorch eager, hand-written NumPy.
+
+    python benchmarks/bench.py                # full run: JSON + docs/performance.md
+    python benchmarks/bench.py --tiny         # a smoke run on tiny sizes (CI runs this)
+
+Systems alternate block by block in one process; each figure is the median of the timed
+blocks after warm-up (min and max beside it). BLAS threads are pinned with threadpoolctl and
+PyTorch's with torch.set_num_threads, at 1 and 2 threads. OPENBLAS_CORETYPE is left as the
+environment has it, and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from handwritten import HandMLP  # noqa: E402
+
+CASES = {
+    "a": dict(
+        title="(a) lecture model 1->16 sigmoid->1, batch 32, MSE, SGD",
+        sizes=[1, 16, 1],
+        act="sigmoid",
+        loss="mse",
+        opt="sgd",
+        batch=32,
+        lr=0.01,
+    ),
+    "b": dict(
+        title="(b) HW1 117->64->32->1 ReLU, batch 256, MSE, Adam",
+        sizes=[117, 64, 32, 1],
+        act="relu",
+        loss="mse",
+        opt="adam",
+        batch=256,
+        lr=1e-3,
+    ),
+    "c": dict(
+        title="(c) HW2 429->512x3->41 ReLU, batch 512, CE, Adam",
+        sizes=[429, 512, 512, 512, 41],
+        act="relu",
+        loss="ce",
+        opt="adam",
+        batch=512,
+        lr=1e-3,
+    ),
+    "d": dict(
+        title="(d) 784->2048->2048->10 ReLU, batch 1024, CE, SGD momentum",
+        sizes=[784, 2048, 2048, 10],
+        act="relu",
+        loss="ce",
+        opt="momentum",
+        batch=1024,
+        lr=1e-2,
+    ),
+}
+TINY = {
+    "a": dict(batch=8),
+    "b": dict(sizes=[11, 8, 4, 1], batch=16),
+    "c": dict(sizes=[13, 16, 16, 16, 5], batch=16),
+    "d": dict(sizes=[20, 32, 32, 10], batch=16),
+}
+
+
+def environment() -> dict:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    cpu = platform.processor()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "blas": [
+            {
+                k: i.get(k)
+                for k in ("internal_api", "version", "architecture", "num_threads", "filepath")
+            }
+            for i in threadpool_info()
+        ],
+        "torch_blas": torch.__config__.show().split("\n")[:3],
+    }
+
+
+def torch_optimizer(name: str, params, lr: float):
+    import torch
+
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9 if name == "momentum" else 0.0)
+
+
+def torch_mlp(hand: HandMLP, act: str, dtype=None):
+    """The PyTorch model with the hand-written model's weights."""
+    import torch
+
+    layers = []
+    for k, (w, b) in enumerate(zip(hand.W, hand.b)):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if k < len(hand.W) - 1:
+            layers.append(torch.nn.Sigmoid() if act == "sigmoid" else torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def make_steps(case: dict, seed: int = 0):
+    """Three callables doing one full training step each on the same data and weights."""
+    import torch
+
+    import gradstep as gs
+    from gradstep import nn, optim
+
+    rng = np.random.default_rng(seed)
+    sizes, batch = case["sizes"], case["batch"]
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    if case["loss"] == "mse":
+        y = rng.standard_normal((batch, 1)).astype(np.float32)
+    else:
+        y = rng.integers(0, sizes[-1], batch)
+    hand = HandMLP(sizes, case["act"], case["loss"], case["opt"], case["lr"], rng)
+
+    gs.manual_seed(seed)
+    model = nn.mlp(sizes[0], sizes[1:-1], sizes[-1], case["act"])
+    model.load_state_dict(
+        {f"{2 * k}.weight": w for k, w in enumerate(hand.W)}
+        | {f"{2 * k}.bias": b for k, b in enumerate(hand.b)}
+    )
+    opt = {
+        "sgd": lambda p: optim.SGD(p, lr=case["lr"]),
+        "momentum": lambda p: optim.SGD(p, lr=case["lr"], momentum=0.9),
+        "adam": lambda p: optim.Adam(p, lr=case["lr"]),
+    }[case["opt"]](model.parameters())
+    loss_fn = nn.MSELoss() if case["loss"] == "mse" else nn.CrossEntropyLoss()
+    gx, gy = gs.tensor(x), (gs.tensor(y) if case["loss"] == "mse" else y)
+
+    def gradstep_step():
+        opt.zero_grad()
+        loss = loss_fn(model(gx), gy)
+        loss.backward()
+        opt.step()
+
+    tmodel = torch_mlp(hand, case["act"])
+    topt = torch_optimizer(case["opt"], tmodel.parameters(), case["lr"])
+    tloss = torch.nn.MSELoss() if case["loss"] == "mse" else torch.nn.CrossEntropyLoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def torch_step():
+        topt.zero_grad()
+        loss = tloss(tmodel(tx), ty)
+        loss.backward()
+        topt.step()
+
+    return {"gradstep": gradstep_step, "pytorch": torch_step, "numpy": lambda: hand.step(x, y)}
+
+
+def time_alternating(steps: dict, blocks: int, per_block: int, warmup: int) -> dict:
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in steps}
+    for _ in range(blocks):
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(per_block):
+                fn()
+            samples[name].append(per_block / (time.perf_counter() - t0))
+    return {
+        name: {"steps_per_s": statistics.median(v), "min": min(v), "max": max(v)}
+        for name, v in samples.items()
+    }
+
+
+def per_block_for(case_key: str, tiny: bool) -> int:
+    return 5 if tiny else {"a": 400, "b": 200, "c": 8, "d": 2}[case_key]
+
+
+def bench_steps(tiny: bool, threads_list) -> list[dict]:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    rows = []
+    for threads in threads_list:
+        torch.set_num_threads(threads)
+        with threadpool_limits(threads):
+            for key, case in CASES.items():
+                case = {**case, **(TINY[key] if tiny else {})}
+                steps = make_steps(case)
+                r = time_alternating(
+                    steps,
+                    blocks=3 if tiny else 7,
+                    per_block=per_block_for(key, tiny),
+                    warmup=2 if tiny else 5,
+                )
+                rows.append(
+                    {
+                        "case": key,
+                        "title": case["title"],
+                        "threads": threads,
+                        **{f"{s}_{k}": v for s, d in r.items() for k, v in d.items()},
+                        "vs_pytorch": r["gradstep"]["steps_per_s"] / r["pytorch"]["steps_per_s"],
+                        "vs_numpy": r["gradstep"]["steps_per_s"] / r["numpy"]["steps_per_s"],
+                    }
+                )
+                print(
+                    f"{threads}T {case['title'][:40]:<40} gradstep {rows[-1]['vs_pytorch']:.2f}x "
+                    f"PyTorch, {rows[-1]['vs_numpy']:.2f}x hand NumPy",
+                    flush=True,
+                )
+    return rows
+
+
+def bench_surface(tiny: bool) -> dict:
+    """(e): the MSE of y = b + w x over a grid of (w, b): vectorized vs the engine per point."""
+    import gradstep as gs
+    import gradstep.functional as F
+    from gradstep.lab import error_surface
+
+    n_grid, n_points = (20, 50) if tiny else (400, 1000)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(n_points), rng.standard_normal(n_points)
+    grid = np.linspace(-2, 2, n_grid)
+    t0 = time.perf_counter()
+    error_surface(x, y, grid, grid)
+    vectorized = time.perf_counter() - t0
+    xt, yt = gs.tensor(x), gs.tensor(y)
+    sample = grid[:: max(1, n_grid // 20)]  # time a subset point by point, scale up
+    t0 = time.perf_counter()
+    with gs.no_grad():
+        for b in sample:
+            for w in sample:
+                F.mse_loss(xt * float(w) + float(b), yt).item()
+    per_point = (time.perf_counter() - t0) / len(sample) ** 2
+    return {
+        "grid": n_grid,
+        "points": n_points,
+        "vectorized_s": vectorized,
+        "point_by_point_s": per_point * n_grid**2,
+        "speedup": per_point * n_grid**2 / vectorized,
+    }
+
+
+def bench_fit(tiny: bool) -> dict:
+    """(f): a whole fit of (b) for 5 epochs over 20,000 rows with loader and progress bar,
+    against the same loop by hand with PyTorch's DataLoader and tqdm."""
+    import torch
+    from tqdm import tqdm
+
+    import gradstep as gs
+    from gradstep import nn, optim
+    from gradstep.data import DataLoader, TensorDataset
+    from gradstep.train import fit
+
+    rows, epochs, batch = (512, 2, 64) if tiny else (20_000, 5, 256)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, 117)).astype(np.float32)
+    Y = rng.standard_normal((rows, 1)).astype(np.float32)
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - shared by both timed loops, closed below
+    gs.manual_seed(0)
+    model = nn.mlp(117, [64, 32], 1)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    with contextlib.redirect_stderr(devnull):
+        t0 = time.perf_counter()
+        fit(
+            model,
+            nn.MSELoss(),
+            opt,
+            DataLoader(TensorDataset(X, Y), batch, shuffle=True),
+            epochs=epochs,
+            verbose=1,
+        )
+        ours = time.perf_counter() - t0
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(
+        torch.nn.Linear(117, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 1),
+    )
+    topt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(Y)),
+        batch,
+        shuffle=True,
+    )
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        bar = tqdm(loader, file=devnull)
+        for xb, yb in bar:
+            topt.zero_grad()
+            loss = torch.nn.functional.mse_loss(tm(xb), yb)
+            loss.backward()
+            topt.step()
+            bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
+    theirs = time.perf_counter() - t0
+    devnull.close()
+    return {
+        "rows": rows,
+        "epochs": epochs,
+        "gradstep_s": ours,
+        "pytorch_s": theirs,
+        "speedup": theirs / ours,
+    }
+
+
+def peak_rss_mb(case_key: str, system: str) -> float:
+    """Peak RSS of a fresh process that runs 3 steps of one system (KiB -> MiB)."""
+    import subprocess
+
+    code = (
+        f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r});"
+        f"import bench, resource; s = bench.make_steps(bench.CASES[{case_key!r}])"
+        f"[{system!r}]\nfor _ in range(3): s()\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def write_markdown(result: dict, path: str) -> None:
+    env = result["environment"]
+    blas = "; ".join(
+        f"{b['internal_api']} {b.get('version')} ({b.get('architecture')})" for b in env["blas"]
+    )
+    lines = [
+        "# Performance",
+        "",
+        f"Made by `{result['command']}` on {result['date']}.",
+        "",
+        f"CPU: {env['cpu']} ({env['cores']} cores). NumPy {env['numpy']}, PyTorch "
+        f"{env['torch']}, Python {env['python']}. BLAS: {blas}. "
+        f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']!r}.",
+        "",
+        "Steps per second of one full training step (forward, loss, backward, update; "
+        "float32), median of alternating blocks (min-max in brackets). Ratios above 1 mean "
+        "gradstep is faster.",
+        "",
+        "| case | threads | gradstep | PyTorch | hand NumPy | vs PyTorch | vs hand NumPy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt(r, s):
+        return f"{r[s + '_steps_per_s']:.0f} [{r[s + '_min']:.0f}-{r[s + '_max']:.0f}]"
+
+    for r in result["steps"]:
+        lines.append(
+            f"| {r['title']} | {r['threads']} | {fmt(r, 'gradstep')} | {fmt(r, 'pytorch')} "
+            f"| {fmt(r, 'numpy')} | {r['vs_pytorch']:.2f}x | {r['vs_numpy']:.2f}x |"
+        )
+    s, f = result["surface"], result["fit"]
+    lines += [
+        "",
+        f"(e) error surface, {s['grid']}x{s['grid']} grid, {s['points']} points: "
+        f"vectorized {s['vectorized_s']:.3f} s, the engine point by point "
+        f"{s['point_by_point_s']:.1f} s (estimated from a sampled sub-grid): "
+        f"{s['speedup']:.0f}x.",
+        "",
+        f"(f) fit of (b), {f['epochs']} epochs over {f['rows']} rows with loader and "
+        f"progress bar: gradstep {f['gradstep_s']:.2f} s, PyTorch DataLoader + tqdm by hand "
+        f"{f['pytorch_s']:.2f} s: {f['speedup']:.2f}x.",
+    ]
+    if result.get("memory"):
+        lines += [
+            "",
+            "Peak RSS (MiB) of a fresh process running 3 steps:",
+            "",
+            "| case | gradstep | PyTorch | hand NumPy |",
+            "|---|---|---|---|",
+        ]
+        for key, m in result["memory"].items():
+            lines.append(
+                f"| ({key}) | {m['gradstep']:.0f} | {m['pytorch']:.0f} | {m['numpy']:.0f} |"
+            )
+    notes = result.get("notes")
+    if notes:
+        lines += ["", notes]
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tiny", action="store_true", help="tiny sizes: a smoke run, no docs update")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--memory", action="store_true", help="also measure peak RSS for (c), (d)")
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results.json)")
+    args = p.parse_args(argv)
+    here = os.path.dirname(os.path.abspath(__file__))
+    result = {
+        "command": "python benchmarks/bench.py " + " ".join(argv or sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "environment": environment(),
+        "steps": bench_steps(args.tiny, [int(t) for t in args.threads.split(",")]),
+        "surface": bench_surface(args.tiny),
+        "fit": bench_fit(args.tiny),
+    }
+    if args.memory:
+        result["memory"] = {
+            k: {s: peak_rss_mb(k, s) for s in ("gradstep", "pytorch", "numpy")} for k in ("c", "d")
+        }
+    result["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = args.out or os.path.join(here, "results-tiny.json" if args.tiny else "results.json")
+    with open(out, "w") as fh:
+        json.dump(result, fh, indent=2)
+    if not args.tiny:
+        write_markdown(result, os.path.join(here, "..", "docs", "performance.md"))
+    print(
+        f"(e) surface {result['surface']['speedup']:.0f}x faster than point by point; "
+        f"(f) fit {result['fit']['speedup']:.2f}x PyTorch's loop; JSON: {out}"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The benchmark script cannot rot: a tiny run end to end, and its hand-written floor is the
+same computation as PyTorch's (float64). No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import bench  # noqa: E402
+from handwritten import HandMLP  # noqa: E402
+
+
+def test_tiny_benchmark_run_writes_every_field(tmp_path):
+    out = tmp_path / "r.json"
+    bench.main(["--tiny", "--threads", "1", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert {r["case"] for r in result["steps"]} == {"a", "b", "c", "d"}
+    for r in result["steps"]:
+        for system in ("gradstep", "pytorch", "numpy"):
+            assert r[f"{system}_steps_per_s"] > 0
+    assert result["surface"]["speedup"] > 0 and result["fit"]["gradstep_s"] > 0
+    assert result["environment"]["blas"]
+
+
+def test_handwritten_step_equals_pytorch_in_float64():
+    for case in bench.CASES.values():
+        rng = np.random.default_rng(0)
+        sizes = [min(s, 24) for s in case["sizes"]]
+        x = rng.standard_normal((8, sizes[0]))
+        y = rng.standard_normal((8, 1)) if case["loss"] == "mse" else rng.integers(0, sizes[-1], 8)
+        hand = HandMLP(
+            sizes, case["act"], case["loss"], case["opt"], case["lr"], rng, dtype=np.float64
+        )
+        model = bench.torch_mlp(hand, case["act"], dtype=torch.float64)
+        opt = bench.torch_optimizer(case["opt"], model.parameters(), case["lr"])
+        lf = torch.nn.MSELoss() if case["loss"] == "mse" else torch.nn.CrossEntropyLoss()
+        for _ in range(3):
+            ours = hand.step(x, y)
+            opt.zero_grad()
+            loss = lf(model(torch.from_numpy(x)), torch.from_numpy(y))
+            loss.backward()
+            opt.step()
+            np.testing.assert_allclose(ours, loss.item(), rtol=1e-10)
+        np.testing.assert_allclose(hand.W[0], model[0].weight.detach().numpy(), rtol=1e-9)
