@@ -178,6 +178,19 @@ def overfitting(path: str, epochs: int = 150, sizes=(2, 16, 128, 512)) -> dict:
     return out
 
 
+def _train(model, loss_fn, X, y, epochs: int, lr: float = 1e-2):
+    """Adam on shuffled mini-batches of 64: the one training recipe the figures share."""
+    fit(
+        model,
+        loss_fn,
+        optim.Adam(model.parameters(), lr=lr),
+        DataLoader(TensorDataset(X, y), 64, shuffle=True),
+        epochs=epochs,
+        verbose=0,
+    )
+    return model
+
+
 def three_tasks(path: str, epochs: int = 60) -> dict:
     """Regression (a number), classification (one of ten digits), structured learning (an
     8x8 image): the same three steps, different outputs and losses."""
@@ -190,18 +203,10 @@ def three_tasks(path: str, epochs: int = 60) -> dict:
     tr, te = perm[:1400], perm[1400:]
     plt = _plt()
     fig = plt.figure(figsize=(12, 4))
-    # regression: a scalar (the image's mean ink from its first 32 pixels' rows... a real target)
+    # regression: a number (the ink in the lower half of the image, from the upper half)
     gs.manual_seed(0)
-    reg = nn.mlp(32, [32], 1)
     target = X[:, 32:].mean(axis=1, keepdims=True) * 10
-    fit(
-        reg,
-        nn.MSELoss(),
-        optim.Adam(reg.parameters(), lr=1e-2),
-        DataLoader(TensorDataset(X[tr, :32], target[tr]), 64, shuffle=True),
-        epochs=epochs,
-        verbose=0,
-    )
+    reg = _train(nn.mlp(32, [32], 1), nn.MSELoss(), X[tr, :32], target[tr], epochs)
     with no_grad():
         pr = reg(X[te, :32]).data
     ax = fig.add_subplot(1, 3, 1)
@@ -213,15 +218,7 @@ def three_tasks(path: str, epochs: int = 60) -> dict:
     )
     # classification
     gs.manual_seed(0)
-    clf = nn.mlp(64, [64], 10)
-    fit(
-        clf,
-        nn.CrossEntropyLoss(),
-        optim.Adam(clf.parameters(), lr=1e-2),
-        DataLoader(TensorDataset(X[tr], labels[tr]), 64, shuffle=True),
-        epochs=epochs,
-        verbose=0,
-    )
+    clf = _train(nn.mlp(64, [64], 10), nn.CrossEntropyLoss(), X[tr], labels[tr], epochs)
     with no_grad():
         predicted = clf(X[te]).data.argmax(axis=1)
     acc = float(np.mean(predicted == labels[te]))
@@ -235,15 +232,7 @@ def three_tasks(path: str, epochs: int = 60) -> dict:
     # structured output: class -> 8x8 image
     gs.manual_seed(0)
     gen = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 64), nn.Sigmoid())
-    onehot = np.eye(10)[labels]
-    fit(
-        gen,
-        nn.MSELoss(),
-        optim.Adam(gen.parameters(), lr=1e-2),
-        DataLoader(TensorDataset(onehot[tr], X[tr]), 64, shuffle=True),
-        epochs=epochs,
-        verbose=0,
-    )
+    _train(gen, nn.MSELoss(), np.eye(10)[labels][tr], X[tr], epochs)
     with no_grad():
         images = gen(np.eye(10)).data.reshape(10, 8, 8)
     grid = np.concatenate(
