@@ -9,6 +9,7 @@ gradients: a tensor used twice receives both contributions.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import traceback
@@ -23,7 +24,7 @@ _grad_enabled = True
 _anomaly = False
 
 
-class Function:
+class Function(abc.ABC):
     """Base class of every op: ``forward`` and ``backward`` on raw arrays.
 
     ``needs_input_grad`` holds one bool per input, so a backward can skip work nobody needs.
@@ -35,11 +36,13 @@ class Function:
     needs_input_grad: tuple = ()
     created_at = None
 
-    def forward(self, *arrays):  # pragma: no cover - every op overrides it
-        raise NotImplementedError(f"{type(self).__name__}.forward")
+    @abc.abstractmethod
+    def forward(self, *arrays):
+        """The op on raw arrays; keeps what backward needs; returns the output array."""
 
-    def backward(self, grad):  # pragma: no cover - every op overrides it
-        raise NotImplementedError(f"{type(self).__name__}.backward")
+    @abc.abstractmethod
+    def backward(self, grad):
+        """The gradient w.r.t. each input (None where not needed) from the output's."""
 
     @classmethod
     def apply(cls, *args, **params):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 
 import numpy as np
@@ -10,14 +11,16 @@ from gradstep.random import default_generator
 from gradstep.tensor import Tensor, _to_array
 
 
-class Dataset:
+class Dataset(abc.ABC):
     """A map-style dataset: ``len(ds)`` examples, ``ds[i]`` a tuple of arrays."""
 
-    def __len__(self) -> int:  # pragma: no cover - subclasses
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """The number of examples."""
 
-    def __getitem__(self, i):  # pragma: no cover - subclasses
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __getitem__(self, i):
+        """Example ``i`` as a tuple of arrays (or one array)."""
 
     def take(self, indices: np.ndarray) -> tuple:
         """The examples at ``indices`` as stacked arrays (subclasses may do it faster)."""

@@ -55,8 +55,9 @@ class Module:
         self.__setattr__(name, value)
         self._buffers[name] = value
 
-    def forward(self, *args, **kwargs):  # pragma: no cover - subclasses define it
-        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+    def forward(self, *args, **kwargs):
+        """What calling the module computes; every layer and model defines it."""
+        raise TypeError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, x, *args, **kwargs):
         if not isinstance(x, Tensor):
