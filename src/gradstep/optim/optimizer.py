@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ def _check(name: str, value, low: float = 0.0, high: float | None = None, open_h
         raise ValueError(f"invalid {name}: {value!r} (must be < {high})")
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Holds ``param_groups`` (lists of parameters with their hyperparameters) and ``state``.
 
     ``params`` is an iterable of Tensors or of dicts ``{"params": [...], "lr": ...}`` for
@@ -70,8 +71,9 @@ class Optimizer:
                 state = self.state.setdefault(id(p), {})
                 self._update(p.data, p.grad, state, **hyper)
 
-    def _update(self, param, grad, state, **hyper):  # pragma: no cover - subclasses
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _update(self, param, grad, state, **hyper):
+        """Update one parameter array in place from its gradient and its state dict."""
 
     # --- persistence ---------------------------------------------------------------------------
     def _params(self) -> list:

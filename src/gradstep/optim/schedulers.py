@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import abc
 import math
 
 from gradstep.optim.optimizer import Optimizer
 
 
-class LRScheduler:
-    """Sets each group's lr to ``base_lr * factor(last_epoch)``; ``step()`` advances."""
+class LRScheduler(abc.ABC):
+    """Sets each group's lr to ``lr_at(base_lr, last_epoch)``; ``step()`` advances."""
 
     def __init__(self, optimizer: Optimizer):
         self.optimizer = optimizer
         self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in optimizer.param_groups]
         self.last_epoch = 0
         self._apply()
-
-    def factor(self, epoch: int) -> float:  # pragma: no cover - subclasses
-        raise NotImplementedError
 
     def get_last_lr(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]
@@ -26,8 +24,9 @@ class LRScheduler:
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = self.lr_at(base, self.last_epoch)
 
+    @abc.abstractmethod
     def lr_at(self, base: float, epoch: int) -> float:
-        return base * self.factor(epoch)
+        """The learning rate at ``epoch`` for a group whose initial rate is ``base``."""
 
     def step(self) -> None:
         self.last_epoch += 1
@@ -51,8 +50,8 @@ class StepLR(LRScheduler):
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
 
-    def factor(self, epoch):
-        return self.gamma ** (epoch // self.step_size)
+    def lr_at(self, base, epoch):
+        return base * self.gamma ** (epoch // self.step_size)
 
 
 class ExponentialLR(LRScheduler):
@@ -62,8 +61,8 @@ class ExponentialLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer)
 
-    def factor(self, epoch):
-        return self.gamma**epoch
+    def lr_at(self, base, epoch):
+        return base * self.gamma**epoch
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -91,6 +90,6 @@ class LinearWarmup(LRScheduler):
         self.warmup_epochs, self.start_factor = warmup_epochs, start_factor
         super().__init__(optimizer)
 
-    def factor(self, epoch):
+    def lr_at(self, base, epoch):
         t = min(epoch, self.warmup_epochs) / self.warmup_epochs
-        return self.start_factor + (1 - self.start_factor) * t
+        return base * (self.start_factor + (1 - self.start_factor) * t)
