@@ -144,3 +144,23 @@ def test_import_gradstep_loads_numpy_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_adopted_leaf_gradient_never_aliases_a_pending_gradient():
+    # Add hands one array to both inputs; if the leaf adopted it while the intermediate still
+    # waited to be processed, the leaf's later "+=" would corrupt the intermediate's gradient.
+    rng = np.random.default_rng(0)
+    av, bv = rng.standard_normal(3), rng.standard_normal(3)
+    for build in (
+        lambda a, b: (((b * 2.0) + a) * 1.5 + a * 3.0).sum(),
+        lambda a, b: ((a + (b * 2.0)) * 1.5 + a * 3.0).sum(),
+        lambda a, b: ((a * 3.0) + ((b * 2.0) + a) * 1.5).sum(),
+        lambda a, b: (((b.exp() + a) * 1.5) + (a * a) + (a + b).tanh()).sum(),
+        lambda a, b: (((b * 2.0) + a) * ((b * 2.0) + a) + a * 3.0 + (a + b) * (a - b)).sum(),
+    ):
+        ours = [gs.tensor(v, dtype=np.float64, requires_grad=True) for v in (av, bv)]
+        theirs = [torch.tensor(v, requires_grad=True) for v in (av, bv)]
+        build(*ours).backward()
+        build(*theirs).backward()
+        for o, t in zip(ours, theirs):
+            np.testing.assert_allclose(o.grad, t.grad.numpy(), rtol=1e-12)

@@ -169,7 +169,11 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             else:
                 key = id(inp)
                 prev = grads.get(key)
-                grads[key] = ig if prev is None else prev + ig
+                if prev is None:
+                    handed.add(id(ig))  # pending here: no leaf may adopt (and += into) it
+                    grads[key] = ig
+                else:
+                    grads[key] = prev + ig
         if not retain_graph:
             node.__dict__.clear()  # drop saved arrays now, as PyTorch does; inputs -> None
 
@@ -178,8 +182,9 @@ def _accumulate_leaf(leaf, g, handed: set) -> None:
     """Add ``g`` to ``leaf.grad``, adopting ``g`` without a copy when nothing else can see it.
 
     Op backwards return fresh arrays, views (which have a ``base``), or the upstream gradient
-    passed through (Add gives the same array to both inputs: ``handed`` catches the second
-    taker). A fresh array of the right dtype that no other leaf holds is adopted as is.
+    passed through (Add gives the same array to both inputs). ``handed`` holds every array a
+    leaf adopted or an intermediate is still waiting on in this pass; only a fresh array of
+    the right dtype outside it is adopted, since the leaf's next ``+=`` writes into it.
     """
     if leaf.grad is None:
         if (
