@@ -300,3 +300,21 @@ def test_predict_with_a_folder_that_is_not_a_run(tmp_path, capsys):
     )
     assert code == 2 and "no model.ckpt" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_damaged_model_file_is_a_one_line_error(tmp_path, capsys):
+    write_data(tmp_path / "d.csv", n=10)
+    (tmp_path / "model.ckpt").write_bytes(b"\x80\x04not a checkpoint")
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(tmp_path),
+            "--data",
+            str(tmp_path / "d.csv"),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "not a valid gradstep checkpoint" in err and len(err.splitlines()) == 1

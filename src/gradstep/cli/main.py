@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from gradstep.data.tabular import InputError
+from gradstep.io import CheckpointError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -179,10 +180,14 @@ def main(argv=None) -> int:
     except click.UsageError as e:
         click.echo(f"error: {e.format_message()}", err=True)
         return 2
-    except (InputError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        click.echo(f"error: {e}", err=True)
-        return 2
-    except ValueError as e:  # e.g. a checkpoint that is not one
+    except (
+        InputError,
+        CheckpointError,
+        FileNotFoundError,
+        PermissionError,
+        IsADirectoryError,
+    ) as e:
+        # User errors only: any other exception is a bug and keeps its traceback.
         click.echo(f"error: {e}", err=True)
         return 2
     except click.Abort:

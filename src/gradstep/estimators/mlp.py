@@ -150,11 +150,6 @@ class _MLPBase(BaseEstimator):
             out = self.model_(Tensor(self.scaler_.transform(X), dtype=dtype))
         return out.data.astype(np.float64)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
-
 
 class MLPRegressor(RegressorMixin, _MLPBase):
     """A multi-layer perceptron for regression, trained with MSE by mini-batch gradient descent.

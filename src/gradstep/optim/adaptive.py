@@ -34,11 +34,11 @@ class Adam(Optimizer):
             dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad),
         )
 
+    nonnegative = ("eps", "weight_decay")
+
     def _validate(self, group):
         super()._validate(group)
         _check_betas(group["betas"])
-        _check("eps", group["eps"])
-        _check("weight_decay", group["weight_decay"])
 
     def _update(self, p, g, state, lr, betas, eps, weight_decay, amsgrad):
         beta1, beta2 = betas
@@ -111,12 +111,11 @@ class RMSprop(Optimizer):
             ),
         )
 
+    nonnegative = ("eps", "momentum", "weight_decay")
+
     def _validate(self, group):
         super()._validate(group)
         _check("alpha", group["alpha"], 0.0, 1.0, open_high=False)
-        _check("eps", group["eps"])
-        _check("momentum", group["momentum"])
-        _check("weight_decay", group["weight_decay"])
 
     def _update(self, p, g, state, lr, alpha, eps, weight_decay, momentum, centered):
         if not state:
@@ -171,12 +170,7 @@ class Adagrad(Optimizer):
             ),
         )
 
-    def _validate(self, group):
-        super()._validate(group)
-        _check("lr_decay", group["lr_decay"])
-        _check("weight_decay", group["weight_decay"])
-        _check("initial_accumulator_value", group["initial_accumulator_value"])
-        _check("eps", group["eps"])
+    nonnegative = ("lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def _update(self, p, g, state, lr, lr_decay, weight_decay, initial_accumulator_value, eps):
         if not state:

@@ -47,8 +47,13 @@ class Optimizer(abc.ABC):
         self._validate(group)
         self.param_groups.append(group)
 
+    #: Hyperparameters that must be >= 0; each optimizer names its own.
+    nonnegative: tuple = ()
+
     def _validate(self, group: dict) -> None:
         _check("learning rate (lr)", group["lr"])
+        for name in self.nonnegative:
+            _check(name, group[name])
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients of the last backward pass (they accumulate otherwise)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradstep.optim.optimizer import Optimizer, _check
+from gradstep.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -34,11 +34,10 @@ class SGD(Optimizer):
             ),
         )
 
+    nonnegative = ("momentum", "weight_decay", "dampening")
+
     def _validate(self, group):
         super()._validate(group)
-        _check("momentum", group["momentum"])
-        _check("weight_decay", group["weight_decay"])
-        _check("dampening", group["dampening"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
