@@ -124,7 +124,37 @@ def torch_mlp(hand: HandMLP, act: str, dtype=None):
     return torch.nn.Sequential(*layers)
 
 
-SYSTEMS = ("gradstep", "pytorch", "numpy")
+SYSTEMS = ("gradstep", "compiled", "pytorch", "numpy")
+
+
+def gradstep_step(case: dict, hand: HandMLP, x, y, seed: int, compiled: bool):
+    """gradstep's step for ``case`` with ``hand``'s weights: eager, or through gs.compile."""
+    import gradstep as gs
+    from gradstep import nn, optim
+
+    gs.manual_seed(seed)
+    model = nn.mlp(case["sizes"][0], case["sizes"][1:-1], case["sizes"][-1], case["act"])
+    model.load_state_dict(
+        {f"{2 * k}.weight": w for k, w in enumerate(hand.W)}
+        | {f"{2 * k}.bias": b for k, b in enumerate(hand.b)}
+    )
+    opt = {
+        "sgd": lambda p: optim.SGD(p, lr=case["lr"]),
+        "momentum": lambda p: optim.SGD(p, lr=case["lr"], momentum=0.9),
+        "adam": lambda p: optim.Adam(p, lr=case["lr"]),
+    }[case["opt"]](model.parameters())
+    loss_fn = nn.MSELoss() if case["loss"] == "mse" else nn.CrossEntropyLoss()
+    gx, gy = gs.tensor(x), gs.tensor(y)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = gs.compile(step) if compiled else step
+    return lambda: step(gx, gy)
 
 
 def make_steps(case: dict, seed: int = 0, systems=SYSTEMS):
@@ -140,31 +170,9 @@ def make_steps(case: dict, seed: int = 0, systems=SYSTEMS):
     hand = HandMLP(sizes, case["act"], case["loss"], case["opt"], case["lr"], rng)
 
     steps = {"numpy": lambda: hand.step(x, y)} if "numpy" in systems else {}
-    if "gradstep" in systems:
-        import gradstep as gs
-        from gradstep import nn, optim
-
-        gs.manual_seed(seed)
-        model = nn.mlp(sizes[0], sizes[1:-1], sizes[-1], case["act"])
-        model.load_state_dict(
-            {f"{2 * k}.weight": w for k, w in enumerate(hand.W)}
-            | {f"{2 * k}.bias": b for k, b in enumerate(hand.b)}
-        )
-        opt = {
-            "sgd": lambda p: optim.SGD(p, lr=case["lr"]),
-            "momentum": lambda p: optim.SGD(p, lr=case["lr"], momentum=0.9),
-            "adam": lambda p: optim.Adam(p, lr=case["lr"]),
-        }[case["opt"]](model.parameters())
-        loss_fn = nn.MSELoss() if case["loss"] == "mse" else nn.CrossEntropyLoss()
-        gx, gy = gs.tensor(x), (gs.tensor(y) if case["loss"] == "mse" else y)
-
-        def gradstep_step():
-            opt.zero_grad()
-            loss = loss_fn(model(gx), gy)
-            loss.backward()
-            opt.step()
-
-        steps["gradstep"] = gradstep_step
+    for system in ("gradstep", "compiled"):
+        if system in systems:
+            steps[system] = gradstep_step(case, hand, x, y, seed, compiled=system == "compiled")
     if "pytorch" in systems:
         import torch
 

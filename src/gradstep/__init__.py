@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradstep import functional
-from gradstep.autograd import AnomalyError, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from gradstep import autograd, functional
+from gradstep.autograd import (
+    AnomalyError,
+    detect_anomaly,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    replayable,
+)
 from gradstep.backend import default_dtype, get_default_dtype, set_default_dtype
 from gradstep.functional import cat, concatenate, stack, where
 from gradstep.io import load, save
 from gradstep.random import default_generator, manual_seed
 from gradstep.tensor import Tensor
+from gradstep.tracing import CompiledStep, CompileWarning, compile  # noqa: A004 - gradstep.compile, as torch.compile
 
 __version__ = "0.1.0"
 
@@ -34,8 +42,12 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     :func:`set_default_dtype`) unless ``dtype`` is given; integer input stays integer.
     """
     t = Tensor(data, requires_grad=requires_grad, dtype=dtype)
-    if isinstance(data, (np.ndarray, Tensor)) and np.may_share_memory(t.data, np.asarray(data)):
-        t.data = t.data.copy()
+    source = data.data if isinstance(data, Tensor) else data
+    if isinstance(source, np.ndarray) and np.may_share_memory(t.data, source):
+        shared = t.data
+        t.data = shared.copy()
+        if autograd._tracer is not None:  # inside gradstep.compile: the copy is part of the step
+            autograd._tracer.record_derived(np.copy, shared, t)
     return t
 
 
@@ -96,9 +108,12 @@ for _name in ("softplus", "softmax", "log_softmax", "logsumexp", "leaky_relu"):
 
 __all__ = [
     "AnomalyError",
+    "CompileWarning",
+    "CompiledStep",
     "Tensor",
     "arange",
     "cat",
+    "compile",
     "concatenate",
     "default_dtype",
     "default_generator",
@@ -114,6 +129,7 @@ __all__ = [
     "ones_like",
     "rand",
     "randn",
+    "replayable",
     "save",
     "set_default_dtype",
     "stack",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import os
 import traceback
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ Tensor = None
 
 _grad_enabled = True
 _anomaly = False
+#: The active :class:`gradstep.tracing._Tracer` while a compiled step is being traced, else None.
+_tracer = None
 
 
 class Function(abc.ABC):
@@ -77,9 +80,13 @@ class Function(abc.ABC):
             fn.needs_input_grad = (False,) * len(args)
             out = fn.forward(*arrays, **params)
             node = None
-        if isinstance(out, np.generic):  # NumPy returns scalars for 0-d results
+        generic = isinstance(out, np.generic)
+        if generic:  # NumPy returns scalars for 0-d results
             out = np.asarray(out)
-        return Tensor._make(out, node is not None, node)
+        result = Tensor._make(out, node is not None, node)
+        if _tracer is not None:
+            _tracer.record_op(fn.forward, args, params, result, generic, fn)
+        return result
 
 
 def unbroadcast(grad, shape: tuple):
@@ -125,6 +132,7 @@ def _topological_order(root) -> list:
 
 def backward(root, grad=None, retain_graph: bool = False) -> None:
     """Fill ``.grad`` of every leaf that ``root`` depends on (see :meth:`Tensor.backward`)."""
+    given = grad
     if not root.requires_grad:
         raise RuntimeError(
             "backward() on a tensor that does not require grad: no input of the computation "
@@ -144,9 +152,13 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 f"backward(grad): the gradient has shape {grad.shape}, the output {root.shape}"
             )
         grad = np.array(grad, dtype=root.dtype)  # a copy: the user's array is never adopted
+    # A trace (gradstep.compile) gets every decision below as a list of plain records.
+    rec = None if _tracer is None else _tracer.record_backward(root, given)
     handed: set = set()
     if root._node is None:
         _accumulate_leaf(root, grad, handed)
+        if rec is not None:
+            rec.append(("leaf", root, None, 0, False))
         return
     grads = {id(root): grad}
     for t in _topological_order(root):
@@ -155,50 +167,78 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         if g is None:  # no path from root carried a gradient here
             continue
         in_grads = node.backward(g)
-        if type(in_grads) is not tuple:
+        tupled = type(in_grads) is tuple
+        if not tupled:
             in_grads = (in_grads,)
+        if rec is not None:
+            rec.append(("node", t, node, tupled, retain_graph))
         if _anomaly:
             _check_finite(node, in_grads)
-        for inp, need, ig in zip(node.inputs, node.needs_input_grad, in_grads):
+        for pos, (inp, need, ig) in enumerate(zip(node.inputs, node.needs_input_grad, in_grads)):
             if not need or ig is None:
                 continue
-            if ig.shape != inp.data.shape:
+            reshaped = ig.shape != inp.data.shape
+            if reshaped:
                 ig = unbroadcast(ig, inp.data.shape)
             if inp._node is None:
                 _accumulate_leaf(inp, ig, handed)
+                kind = "leaf"
             else:
                 key = id(inp)
                 prev = grads.get(key)
                 if prev is None:
                     handed.add(id(ig))  # pending here: no leaf may adopt (and += into) it
                     grads[key] = ig
+                    kind = "first"
                 else:
                     grads[key] = prev + ig
+                    kind = "add"
+            if rec is not None:
+                rec.append((kind, inp, None, pos, reshaped))
         if not retain_graph:
             node.__dict__.clear()  # drop saved arrays now, as PyTorch does; inputs -> None
 
 
 def _accumulate_leaf(leaf, g, handed: set) -> None:
-    """Add ``g`` to ``leaf.grad``, adopting ``g`` without a copy when nothing else can see it.
+    """Add ``g`` to ``leaf._grad``, adopting ``g`` without a copy when nothing else can see it.
 
     Op backwards return fresh arrays, views (which have a ``base``), or the upstream gradient
     passed through (Add gives the same array to both inputs). ``handed`` holds every array a
     leaf adopted or an intermediate is still waiting on in this pass; only a fresh array of
     the right dtype outside it is adopted, since the leaf's next ``+=`` writes into it.
     """
-    if leaf.grad is None:
+    if leaf._grad is None:
         if (
             type(g) is np.ndarray
             and g.base is None
             and g.dtype == leaf.data.dtype
             and id(g) not in handed
         ):
-            leaf.grad = g
+            leaf._grad = g
         else:
-            leaf.grad = np.array(g, dtype=leaf.data.dtype, copy=True)
-        handed.add(id(leaf.grad))
+            leaf._grad = np.array(g, dtype=leaf.data.dtype, copy=True)
+        handed.add(id(leaf._grad))
     else:
-        leaf.grad += g
+        leaf._grad += g
+
+
+def replayable(func):
+    """Mark ``func`` as a step a compiled training step re-runs on every call.
+
+    Inside a trace (:func:`gradstep.compile`) the call is recorded with its arguments and the
+    replay calls it again at the same point; nothing it does inside is traced. Optimizer.step,
+    Optimizer.zero_grad, LRScheduler.step and clip_grad_norm_ carry it; use it on your own
+    functions that change state from the gradients (e.g. a custom update rule).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        tracer = _tracer
+        if tracer is None or tracer.depth:
+            return func(*args, **kwargs)
+        return tracer.record_call(func, args, kwargs)
+
+    return wrapper
 
 
 class no_grad(contextlib.ContextDecorator):

@@ -108,10 +108,7 @@ def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
     x = _t(x)
     if not training or p == 0:
         return x
-    rng = generator or default_generator()
-    keep = rng.random(x.shape, dtype=np.float64) >= p
-    mask = keep.astype(x.dtype) / np.asarray(1 - p, dtype=x.dtype)
-    return elementwise.Mul.apply(x, mask)
+    return activation.Dropout.apply(x, p, generator or default_generator())
 
 
 def where(condition, x, y) -> Tensor:

@@ -54,7 +54,7 @@ class Tensor:
         Same shape and dtype as ``data``; filled (accumulated) by ``backward()``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_node", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
     __hash__ = object.__hash__  # == is elementwise, identity stays the hash
 
@@ -63,19 +63,32 @@ class Tensor:
         if requires_grad:
             _check_float_for_grad(arr)
         self.data = arr
-        self.grad = None
+        self._grad = None
         self.requires_grad = bool(requires_grad)
         self._node = None
+        if autograd._tracer is not None:
+            autograd._tracer.record_derived(_converter(dtype), data, self)
 
     @staticmethod
     def _make(data, requires_grad: bool, node) -> Tensor:
         """Wrap an op's output without any conversion (the hot path)."""
         t = object.__new__(Tensor)
         t.data = data
-        t.grad = None
+        t._grad = None
         t.requires_grad = requires_grad
         t._node = node
         return t
+
+    @property
+    def grad(self):
+        """The gradient array filled by ``backward()`` (None before the first one)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        self._grad = value
+        if autograd._tracer is not None:  # `w.grad = None` inside a compiled step is replayed
+            autograd._tracer.record_set_grad(self, value)
 
     # --- array facts -------------------------------------------------------------------------
     @property
@@ -112,10 +125,12 @@ class Tensor:
         """The single element as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        _host_read(self, "item()")
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (shared, not copied, on the CPU)."""
+        _host_read(self, "numpy()")
         return self.data if isinstance(self.data, np.ndarray) else self.data.get()
 
     def tolist(self):
@@ -127,7 +142,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
-        return Tensor._make(self.data, False, None)
+        return _derived(_same, self)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad:
@@ -142,7 +157,7 @@ class Tensor:
             return self
         if dt.kind == "f" and self.dtype.kind == "f":
             return elementwise.Cast.apply(self, dt)
-        return Tensor._make(self.data.astype(dt), False, None)
+        return _derived(_astype(dt), self)
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -218,24 +233,25 @@ class Tensor:
 
     # Comparisons give boolean tensors outside the graph (masks, accuracy).
     def __lt__(self, other):
-        return Tensor._make(self.data < _raw(other), False, None)
+        return _derived(np.less, self, other)
 
     def __le__(self, other):
-        return Tensor._make(self.data <= _raw(other), False, None)
+        return _derived(np.less_equal, self, other)
 
     def __gt__(self, other):
-        return Tensor._make(self.data > _raw(other), False, None)
+        return _derived(np.greater, self, other)
 
     def __ge__(self, other):
-        return Tensor._make(self.data >= _raw(other), False, None)
+        return _derived(np.greater_equal, self, other)
 
     def __eq__(self, other):
-        return Tensor._make(self.data == _raw(other), False, None)
+        return _derived(np.equal, self, other)
 
     def __ne__(self, other):
-        return Tensor._make(self.data != _raw(other), False, None)
+        return _derived(np.not_equal, self, other)
 
     def __bool__(self) -> bool:
+        _host_read(self, "bool()")
         return bool(self.data)
 
     def __float__(self) -> float:
@@ -293,7 +309,7 @@ class Tensor:
         return reduce.Min.apply(self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis=None):
-        return Tensor._make(np.asarray(self.data.argmax(axis=axis)), False, None)
+        return _derived(_argmax(axis), self)
 
     # --- shape ---------------------------------------------------------------------------------
     def reshape(self, *shape):
@@ -368,9 +384,9 @@ def _pair(a, b):
                 f"dtype mismatch: {da} and {db}; convert one explicitly (.float() or .double())"
             )
         if ka == "f":
-            return a, b.data.astype(da)
+            return a, b.astype(da)
         if kb == "f":
-            return a.data.astype(db), b
+            return a.astype(db), b
         return a, b
     if ta:
         return a, _constant(b, a.data.dtype)
@@ -385,8 +401,59 @@ def _constant(x, like):
     else:
         arr = x if hasattr(x, "dtype") else np.asarray(x)
     if like.kind == "f" and arr.dtype != like and arr.dtype.kind in "fiub":
-        return arr.astype(like)
+        out = arr.astype(like)
+        if autograd._tracer is not None:
+            autograd._tracer.record_derived(_astype(like), arr, out)
+        return out
     return arr
+
+
+# --- values computed outside the graph ---------------------------------------------------------
+# Conversions, comparisons, argmax and detach make tensors without a node. Under a trace
+# (gradstep.compile) each is recorded with the function that made it, so a replay recomputes it
+# from the new inputs instead of reusing the traced value.
+
+
+def _derived(f, *operands) -> Tensor:
+    """``f`` of the operands' arrays as a tensor outside the graph (no gradient)."""
+    out = f(*[_raw(a) for a in operands])
+    if isinstance(out, np.generic):
+        out = np.asarray(out)
+    t = Tensor._make(out, False, None)
+    if autograd._tracer is not None:
+        autograd._tracer.record_derived(f, *operands, t)
+    return t
+
+
+def _same(a):
+    return a
+
+
+def _astype(dtype):
+    def astype(a):
+        return a.astype(dtype)
+
+    return astype
+
+
+def _argmax(axis):
+    def argmax(a):
+        return np.asarray(a.argmax(axis=axis))
+
+    return argmax
+
+
+def _converter(dtype):
+    def convert(data):
+        return _to_array(data, dtype)
+
+    return convert
+
+
+def _host_read(t: Tensor, what: str) -> None:
+    """Tell an active trace that Python looked at a tensor's value (data-dependent step)."""
+    if autograd._tracer is not None:
+        autograd._tracer.record_host_read(t, what)
 
 
 autograd.Tensor = Tensor

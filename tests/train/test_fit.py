@@ -156,3 +156,29 @@ def test_bad_arguments_are_clear():
             verbose=0,
         )
     assert isinstance(Trainer(model, nn.MSELoss(), opt).history, History)
+
+
+def _fit_run(compile_step: bool):
+    gs.manual_seed(5)
+    X, Y = regression_data(n=203)  # 203 rows, batch 16: a last batch of 11 gets its own trace
+    with gs.default_dtype(np.float64):
+        model = nn.Sequential(nn.Linear(1, 16), nn.Sigmoid(), nn.Dropout(0.2), nn.Linear(16, 1))
+        data = gs.data.TensorDataset(X, Y)
+    opt = optim.Adam(model.parameters(), lr=0.02)
+    trainer = Trainer(model, nn.MSELoss(), opt, verbose=0, compile=compile_step)
+    history = trainer.fit(
+        DataLoader(data, 16, shuffle=True, generator=np.random.default_rng(1)),
+        DataLoader(data, 64),
+        epochs=4,
+    )
+    return model.state_dict(), history.history, trainer
+
+
+def test_compiled_fit_is_bit_identical_to_eager_and_replays():
+    params_eager, hist_eager, _ = _fit_run(False)
+    params_fast, hist_fast, trainer = _fit_run(True)
+    for k in params_eager:
+        assert params_eager[k].tobytes() == params_fast[k].tobytes(), k
+    assert hist_eager == hist_fast
+    step = trainer._forward_backward
+    assert step.traces == 2 and step.replays == 4 * 13 - 2  # 13 batches per epoch

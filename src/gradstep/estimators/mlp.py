@@ -30,6 +30,7 @@ from gradstep.autograd import no_grad
 from gradstep.backend import default_dtype
 from gradstep.data import DataLoader, StandardScaler, TensorDataset
 from gradstep.tensor import Tensor
+from gradstep.tracing import compile as compile_step
 from gradstep.train import EarlyStopping, fit
 
 _OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "adamw": optim.AdamW, "rmsprop": optim.RMSprop}
@@ -272,12 +273,18 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             layer.weight.data[...] = 0
             layer.bias.data[...] = 0
         opt = optim.SGD(layer.parameters(), lr=self.learning_rate)
-        self.loss_curve_ = []
-        step = 0
-        for step in range(int(self.max_epochs)):  # noqa: B007 - n_iter_ below
+
+        @compile_step  # thousands of identical full-batch steps: traced once, then replayed
+        def forward_backward():
             opt.zero_grad()
             loss = F.mse_loss(layer(xt), yt)
             loss.backward()
+            return loss
+
+        self.loss_curve_ = []
+        step = 0
+        for step in range(int(self.max_epochs)):  # noqa: B007 - n_iter_ below
+            loss = forward_backward()
             self.loss_curve_.append(float(loss.data))
             if not np.isfinite(self.loss_curve_[-1]) or self.loss_curve_[-1] > 1e12:
                 raise ValueError(

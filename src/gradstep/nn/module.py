@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from gradstep import autograd
 from gradstep.tensor import Tensor
 
 
@@ -60,6 +61,8 @@ class Module:
         raise TypeError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, x, *args, **kwargs):
+        if autograd._tracer is not None:  # a compiled step depends on train()/eval()
+            autograd._tracer.record_module(self)
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self._input_dtype(x))
         return self.forward(x, *args, **kwargs)

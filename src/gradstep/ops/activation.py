@@ -76,3 +76,19 @@ class Softplus(Function):
 
     def backward(self, g):
         return g * stable_sigmoid(self.x)
+
+
+class Dropout(Function):
+    """y = x * mask / (1 - p) with mask ~ Bernoulli(1 - p);  dy/dx = mask / (1 - p).
+
+    The mask is drawn inside the op from ``rng`` so that a replayed step (gradstep.compile)
+    draws a new one, in the same order as eager execution would.
+    """
+
+    def forward(self, x, p, rng):
+        keep = rng.random(x.shape, dtype=np.float64) >= p
+        self.mask = keep.astype(x.dtype) / np.asarray(1 - p, dtype=x.dtype)
+        return x * self.mask
+
+    def backward(self, g):
+        return g * self.mask, None, None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradstep.autograd import replayable
 from gradstep.tensor import Tensor
 
 
+@replayable
 def clip_grad_norm_(parameters, max_norm: float) -> float:
     """Scale all gradients together so their joint L2 norm is at most ``max_norm``.
 

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from gradstep.autograd import replayable
 from gradstep.tensor import Tensor
 
 
@@ -55,15 +56,17 @@ class Optimizer(abc.ABC):
         for name in self.nonnegative:
             _check(name, group[name])
 
+    @replayable
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients of the last backward pass (they accumulate otherwise)."""
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
+                if set_to_none or p._grad is None:
+                    p._grad = None
                 else:
-                    p.grad.fill(0)
+                    p._grad.fill(0)
 
+    @replayable
     def step(self) -> None:
         for group in self.param_groups:
             self._step_group(group)
@@ -72,9 +75,9 @@ class Optimizer(abc.ABC):
         """Update every parameter of ``group`` that has a gradient (subclasses may inline)."""
         hyper = {k: group[k] for k in self.defaults}
         for p in group["params"]:
-            if p.grad is not None:
+            if p._grad is not None:
                 state = self.state.setdefault(id(p), {})
-                self._update(p.data, p.grad, state, **hyper)
+                self._update(p.data, p._grad, state, **hyper)
 
     @abc.abstractmethod
     def _update(self, param, grad, state, **hyper):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import math
 
+from gradstep.autograd import replayable
 from gradstep.optim.optimizer import Optimizer
 
 
@@ -28,6 +29,7 @@ class LRScheduler(abc.ABC):
     def lr_at(self, base: float, epoch: int) -> float:
         """The learning rate at ``epoch`` for a group whose initial rate is ``base``."""
 
+    @replayable
     def step(self) -> None:
         self.last_epoch += 1
         self._apply()

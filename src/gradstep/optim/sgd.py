@@ -46,8 +46,8 @@ class SGD(Optimizer):
             return super()._step_group(group)
         lr = group["lr"]  # plain gradient descent: one in-place update per parameter
         for p in group["params"]:
-            if p.grad is not None:
-                p.data -= lr * p.grad
+            if p._grad is not None:
+                p.data -= lr * p._grad
 
     def _update(self, p, g, state, lr, momentum, dampening, nesterov, weight_decay):
         if weight_decay:

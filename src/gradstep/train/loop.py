@@ -11,6 +11,7 @@ import numpy as np
 from gradstep import random as gs_random
 from gradstep.autograd import no_grad
 from gradstep.data.dataset import DataLoader
+from gradstep.tracing import compile as compile_step
 from gradstep.train.callbacks import Callback, History, ProgressBar
 
 
@@ -37,6 +38,7 @@ class Trainer:
         metrics=(),
         verbose: int | None = None,
         terminate_on_nan: bool = True,
+        compile: bool = True,  # noqa: A002 - the name users know from torch.compile
     ):
         self.model, self.loss_fn, self.optimizer, self.scheduler = (
             model,
@@ -59,6 +61,15 @@ class Trainer:
         self._order = None
         self._running = [0.0, 0]  # sum of loss * batch size, number of examples
         self._loader = None
+        # The fast path: zero_grad, forward, loss and backward traced once and replayed
+        # (bit-identical to eager). The update stays outside, after the NaN check.
+        self._forward_backward = compile_step(self._eager_forward_backward) if compile else None
+
+    def _eager_forward_backward(self, xb, yb):
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(xb), yb)
+        loss.backward()
+        return loss
 
     # --- the loop ------------------------------------------------------------------------------
     def fit(
@@ -102,8 +113,11 @@ class Trainer:
         for b, (xb, yb) in enumerate(
             loader.batches(self._order, self.start_batch), start=self.start_batch
         ):
-            opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
+            if self._forward_backward is not None:
+                loss = self._forward_backward(xb, yb)
+            else:
+                opt.zero_grad()
+                loss = loss_fn(model(xb), yb)
             value = float(loss.data)
             if self.terminate_on_nan and not math.isfinite(value):
                 self.stop_training = True
@@ -113,7 +127,8 @@ class Trainer:
                     "(try a smaller learning rate)"
                 )
                 return
-            loss.backward()
+            if self._forward_backward is None:
+                loss.backward()
             opt.step()
             n = len(yb)
             self._running[0] += value * n
@@ -216,6 +231,7 @@ def fit(
     verbose: int | None = None,
     resume_from=None,
     terminate_on_nan: bool = True,
+    compile: bool = True,  # noqa: A002 - the name users know from torch.compile
 ) -> History:
     """Train ``model``: for each epoch, for each mini-batch, zero_grad / forward / loss /
     backward / step, then validate.
@@ -233,12 +249,24 @@ def fit(
     verbose : 0 silences the progress bar; None shows it only on a terminal
     resume_from : path of a ``last.ckpt`` written by ModelCheckpoint: continue exactly there
     terminate_on_nan : stop at the first non-finite loss, before it touches the parameters
+    compile : trace the step once per batch shape and replay it (:func:`gradstep.compile`):
+        the same numbers, bit for bit, with less overhead per step. False runs every step
+        eagerly (needed only for a loss or model whose ops depend on Python state other than
+        the batch's shapes, which a replay cannot see; see :mod:`gradstep.tracing`)
 
     Returns
     -------
     History, with ``history.history[name]`` per epoch and ``stop_reason``.
     """
     trainer = Trainer(
-        model, loss_fn, optimizer, scheduler, callbacks, metrics, verbose, terminate_on_nan
+        model,
+        loss_fn,
+        optimizer,
+        scheduler,
+        callbacks,
+        metrics,
+        verbose,
+        terminate_on_nan,
+        compile,
     )
     return trainer.fit(train_loader, val_loader, epochs, resume_from)
