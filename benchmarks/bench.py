@@ -235,13 +235,18 @@ def bench_steps(tiny: bool, threads_list) -> list[dict]:
                         "title": case["title"],
                         "threads": threads,
                         **{f"{s}_{k}": v for s, d in r.items() for k, v in d.items()},
-                        "vs_pytorch": r["gradstep"]["steps_per_s"] / r["pytorch"]["steps_per_s"],
-                        "vs_numpy": r["gradstep"]["steps_per_s"] / r["numpy"]["steps_per_s"],
+                        **{
+                            f"{s}_vs_{ref}": r[s]["steps_per_s"] / r[ref]["steps_per_s"]
+                            for s in ("gradstep", "compiled")
+                            for ref in ("pytorch", "numpy")
+                        },
                     }
                 )
+                r = rows[-1]
                 print(
-                    f"{threads}T {case['title'][:40]:<40} gradstep {rows[-1]['vs_pytorch']:.2f}x "
-                    f"PyTorch, {rows[-1]['vs_numpy']:.2f}x hand NumPy",
+                    f"{threads}T {case['title'][:40]:<40} vs PyTorch / hand NumPy: eager "
+                    f"{r['gradstep_vs_pytorch']:.2f}x / {r['gradstep_vs_numpy']:.2f}x, "
+                    f"compiled {r['compiled_vs_pytorch']:.2f}x / {r['compiled_vs_numpy']:.2f}x",
                     flush=True,
                 )
     return rows
@@ -350,12 +355,68 @@ def peak_rss_mb(case_key: str, system: str) -> float:
 
     code = (
         f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r});"
-        f"import bench, resource; s = bench.make_steps(bench.CASES[{case_key!r}])"
+        f"import bench; s = bench.make_steps(bench.CASES[{case_key!r}], systems=({system!r},))"
         f"[{system!r}]\nfor _ in range(3): s()\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print([ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) / 1024
+    return int(out.stdout.split()[-2]) / 1024  # "VmHWM:  123456 kB"
+
+
+def targets(result: dict) -> list:
+    """(target, what was measured, met?) for each of the issue's targets."""
+    rows = {(r["case"], r["threads"]): r for r in result["steps"]}
+    threads = sorted({t for _, t in rows})
+    out = []
+
+    def each(case, key, op, limit, label):
+        vals = [rows[(case, t)][key] for t in threads if (case, t) in rows]
+        shown = ", ".join(f"{v:.2f}x at {t}T" for v, t in zip(vals, threads))
+        out.append((label, shown, all(op(v, limit) for v in vals)))
+
+    ge = float.__ge__
+    each("a", "gradstep_vs_pytorch", ge, 5.0, "(a) eager >= 5x PyTorch")
+    each("b", "gradstep_vs_pytorch", ge, 2.3, "(b) eager >= 2.3x PyTorch")
+    each("c", "gradstep_vs_numpy", ge, 0.95, "(c) eager within 5% of hand NumPy")
+    each("d", "gradstep_vs_numpy", ge, 0.95, "(d) eager within 5% of hand NumPy")
+    each("a", "compiled_vs_pytorch", ge, 7.0, "(a) compiled >= 7x PyTorch")
+    each("b", "compiled_vs_pytorch", ge, 2.6, "(b) compiled >= 2.6x PyTorch")
+    each("a", "compiled_vs_numpy", ge, 1 / 1.3, "(a) compiled within 1.3x of hand NumPy")
+    each("b", "compiled_vs_numpy", ge, 1 / 1.1, "(b) compiled within 1.1x of hand NumPy")
+    for key, m in (result.get("memory") or {}).items():
+        out.append(
+            (
+                f"({key}) peak RSS <= PyTorch's",
+                f"eager {m['gradstep']:.0f}, compiled {m['compiled']:.0f}, "
+                f"PyTorch {m['pytorch']:.0f} MiB",
+                max(m["gradstep"], m["compiled"]) <= m["pytorch"],
+            )
+        )
+    s, f = result["surface"], result["fit"]
+    out.append(("(e) >= 10x the engine point by point", f"{s['speedup']:.0f}x", s["speedup"] >= 10))
+    out.append(("(f) fit >= PyTorch's loop by hand", f"{f['speedup']:.2f}x", f["speedup"] >= 1))
+    return out
+
+
+def below_floor(result: dict) -> str:
+    """Which PyTorch-ratio targets the hand-written floor itself misses in this run."""
+    goals = {"a": (5.0, 7.0), "b": (2.3, 2.6)}
+    out = []
+    for r in result["steps"]:
+        if r["case"] not in goals:
+            continue
+        floor = r["numpy_steps_per_s"] / r["pytorch_steps_per_s"]
+        eager, compiled = goals[r["case"]]
+        missed = [f"{g}x" for g in (eager, compiled) if floor < g]
+        where = f"({r['case']}) at {r['threads']}T: the floor is {floor:.2f}x PyTorch"
+        if missed:
+            out.append(f"{where}, below the {' and '.join(missed)} targets")
+        else:
+            out.append(
+                f"{where}, and gradstep reaches {r['gradstep_vs_pytorch']:.2f}x eager, "
+                f"{r['compiled_vs_pytorch']:.2f}x compiled"
+            )
+    return "; ".join(out) + ". A target the floor misses is out of reach for any NumPy engine."
 
 
 def write_markdown(result: dict, path: str) -> None:
@@ -376,8 +437,9 @@ def write_markdown(result: dict, path: str) -> None:
         "float32), median of alternating blocks (min-max in brackets). Ratios above 1 mean "
         "gradstep is faster.",
         "",
-        "| case | threads | gradstep | PyTorch | hand NumPy | vs PyTorch | vs hand NumPy |",
-        "|---|---|---|---|---|---|---|",
+        "| case | threads | gradstep eager | gradstep compiled | PyTorch | hand NumPy "
+        "| eager vs PyTorch / NumPy | compiled vs PyTorch / NumPy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt(r, s):
@@ -385,8 +447,10 @@ def write_markdown(result: dict, path: str) -> None:
 
     for r in result["steps"]:
         lines.append(
-            f"| {r['title']} | {r['threads']} | {fmt(r, 'gradstep')} | {fmt(r, 'pytorch')} "
-            f"| {fmt(r, 'numpy')} | {r['vs_pytorch']:.2f}x | {r['vs_numpy']:.2f}x |"
+            f"| {r['title']} | {r['threads']} | {fmt(r, 'gradstep')} | {fmt(r, 'compiled')} "
+            f"| {fmt(r, 'pytorch')} | {fmt(r, 'numpy')} "
+            f"| {r['gradstep_vs_pytorch']:.2f}x / {r['gradstep_vs_numpy']:.2f}x "
+            f"| {r['compiled_vs_pytorch']:.2f}x / {r['compiled_vs_numpy']:.2f}x |"
         )
     s, f = result["surface"], result["fit"]
     lines += [
@@ -405,17 +469,21 @@ def write_markdown(result: dict, path: str) -> None:
             "",
             "Peak RSS (MiB) of a fresh process running 3 steps:",
             "",
-            "| case | gradstep | PyTorch | hand NumPy |",
-            "|---|---|---|---|",
+            "| case | gradstep eager | gradstep compiled | PyTorch | hand NumPy |",
+            "|---|---|---|---|---|",
         ]
         for key, m in result["memory"].items():
             lines.append(
-                f"| ({key}) | {m['gradstep']:.0f} | {m['pytorch']:.0f} | {m['numpy']:.0f} |"
+                f"| ({key}) | {m['gradstep']:.0f} | {m['compiled']:.0f} | {m['pytorch']:.0f} "
+                f"| {m['numpy']:.0f} |"
             )
     floors = ", ".join(
         f"({r['case']}) {r['numpy_steps_per_s'] / r['pytorch_steps_per_s']:.2f}x at {r['threads']}T"
         for r in result["steps"]
     )
+    lines += ["", "## The issue's targets, as measured in this run", ""]
+    lines += ["| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in targets(result)]
     lines += [
         "",
         "## What the limit is here",
@@ -424,14 +492,20 @@ def write_markdown(result: dict, path: str) -> None:
         "floor any NumPy engine can reach. Its own speed relative to PyTorch, measured in "
         f"this run: {floors}.",
         "",
-        "The issue's eager targets ((a) >= 5x and (b) >= 2.3x PyTorch) were set from a "
-        "machine where OpenBLAS used its SkylakeX kernel and the floor reached 9.3x and "
-        "2.9x. Here `OPENBLAS_CORETYPE` pins OpenBLAS to its Haswell kernel (left as the "
-        "environment has it), and the floor itself is below those targets at one thread: "
-        "no NumPy engine, eager or compiled, can meet them on this machine. What can be "
-        "asked is the distance to the floor: (c) and (d) are within 5% of it, as the "
-        "issue asks; (a) and (b) still spend time in per-op Python overhead (graph "
-        "nodes, the backward loop), which is what a traced/compiled step would remove.",
+        "The issue's ratios to PyTorch for (a) and (b) (eager >= 5x and 2.3x, compiled >= 7x "
+        "and 2.6x) were set on a machine where OpenBLAS used its SkylakeX kernel and the "
+        "floor reached 9.3x and 2.9x. Here `OPENBLAS_CORETYPE` pins OpenBLAS to its Haswell "
+        "kernel (left as the environment has it), and the floor is lower: "
+        f"{below_floor(result)} What can always be asked is the distance to the floor, which "
+        "the issue also sets: compiled (a) within 1.3x and (b) within 1.1x of it, eager (c) "
+        "and (d) within 5%.",
+        "",
+        "Where the rest of the time goes: eager (a) spends it in per-op Python work (a Tensor "
+        "and a node per op, the topological sort, the dict of pending gradients). "
+        "`gradstep.compile` removes that: its replay is one generated Python function calling "
+        "the ops' own forward/backward methods (bit-identical to eager). What remains above "
+        "the floor in (a) is calling those methods (about 0.3 us each) and the optimizer's "
+        "Python loop; at (c) and (d) every system waits on the same GEMMs.",
     ]
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -454,9 +528,7 @@ def main(argv=None) -> dict:
         "fit": bench_fit(args.tiny),
     }
     if args.memory:
-        result["memory"] = {
-            k: {s: peak_rss_mb(k, s) for s in ("gradstep", "pytorch", "numpy")} for k in ("c", "d")
-        }
+        result["memory"] = {k: {s: peak_rss_mb(k, s) for s in SYSTEMS} for k in ("c", "d")}
     result["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = args.out or os.path.join(here, "results-tiny.json" if args.tiny else "results.json")
     with open(out, "w") as fh:
