@@ -74,6 +74,7 @@ class _Tracer:
         }
         self.modules: dict[int, object] = {}
         self.functions: list = []  # (Function instance, needs_input_grad) to restore afterwards
+        self.op_lines: dict = {}  # index in self.lines -> the Function instance it calls
         self.problem: str | None = None
         self._n = 0
 
@@ -136,6 +137,7 @@ class _Tracer:
         out = self._name("v")
         self.register(result, out)
         self.emit(f"{out} = {call}", " ".join(operands), out)
+        self.op_lines[len(self.lines) - 1] = fn
 
     def record_derived(self, f, *operands_and_result) -> None:
         """``result = f(*operands)`` computed outside the graph (conversions, comparisons)."""
@@ -221,9 +223,7 @@ class _Tracer:
                 out.append((f"{result} = {back}({g})", "", None))
                 after = [(f"del {g}", "", None)]
                 if not retain:  # free the saved arrays now, as the eager backward does
-                    d = self.constant(node.__dict__)
-                    need = self.constant(node.needs_input_grad)
-                    after.append((f"{d}.clear(); {d}['needs_input_grad'] = {need}", "", None))
+                    after.append((self._clear(node), "", None))
                 continue
             x = f"{result}[{a}]" if tupled else result
             if b:
@@ -243,14 +243,24 @@ class _Tracer:
         out.extend(after)
         return out
 
+    def _clear(self, fn) -> str:
+        """A statement dropping what ``fn`` saved for backward, keeping needs_input_grad."""
+        d = self.constant(fn.__dict__)
+        return f"{d}.clear(); {d}['needs_input_grad'] = {self.constant(fn.needs_input_grad)}"
+
     def build(self, n_inputs: int, input_kinds: list, kw_names: list, returned: list) -> str:
         """Source of ``_replay(x0, x1, ..., **kw)``: one statement per recorded array call."""
+        backed = {id(r[2]) for e in self.lines if e[0] == "backward" for r in e[3] if r[2]}
         lines = []
-        for entry in self.lines:
+        for i, entry in enumerate(self.lines):
             if entry[0] == "backward":
                 lines.extend(self._backward_lines(*entry[1:]))
-            else:
-                lines.append(entry)
+                continue
+            lines.append(entry)
+            fn = self.op_lines.get(i)
+            if fn is not None and id(fn) not in backed:
+                # no backward uses what this op saved: drop it now, as eager garbage would be
+                lines.append((self._clear(fn), "", None))
         returned_names = set(returned)
         last_read: dict[str, int] = {}
         for i, (_, reads, _) in enumerate(lines):

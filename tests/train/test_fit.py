@@ -182,3 +182,5 @@ def test_compiled_fit_is_bit_identical_to_eager_and_replays():
     assert hist_eager == hist_fast
     step = trainer._forward_backward
     assert step.traces == 2 and step.replays == 4 * 13 - 2  # 13 batches per epoch
+    val = trainer._evaluate_batch  # validation: 64, 64, 64, 11 rows, in eval mode, no grad
+    assert val.traces == 2 and val.replays == 4 * 4 - 2

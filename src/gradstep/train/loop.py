@@ -64,12 +64,19 @@ class Trainer:
         # The fast path: zero_grad, forward, loss and backward traced once and replayed
         # (bit-identical to eager). The update stays outside, after the NaN check.
         self._forward_backward = compile_step(self._eager_forward_backward) if compile else None
+        self._evaluate_batch = (
+            compile_step(self._eager_evaluate_batch) if compile else self._eager_evaluate_batch
+        )
 
     def _eager_forward_backward(self, xb, yb):
         self.optimizer.zero_grad()
         loss = self.loss_fn(self.model(xb), yb)
         loss.backward()
         return loss
+
+    def _eager_evaluate_batch(self, xb, yb):
+        out = self.model(xb)
+        return out, self.loss_fn(out, yb)
 
     # --- the loop ------------------------------------------------------------------------------
     def fit(
@@ -152,9 +159,9 @@ class Trainer:
         total, count, metric_sums = 0.0, 0, dict.fromkeys(self.metrics, 0.0)
         with no_grad():
             for xb, yb in loader:
-                out = self.model(xb)
+                out, loss = self._evaluate_batch(xb, yb)
                 n = len(yb)
-                total += float(self.loss_fn(out, yb).data) * n
+                total += float(loss.data) * n
                 count += n
                 for name, fn in self.metrics.items():
                     metric_sums[name] += fn(out, yb) * n
