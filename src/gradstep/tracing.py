@@ -75,6 +75,7 @@ class _Tracer:
         self.modules: dict[int, object] = {}
         self.functions: list = []  # (Function instance, needs_input_grad) to restore afterwards
         self.op_lines: dict = {}  # index in self.lines -> the Function instance it calls
+        self.accumulated: set = set()  # names of the leaf tensors the backward fills
         self.problem: str | None = None
         self._n = 0
 
@@ -233,6 +234,7 @@ class _Tracer:
                 if target is None:
                     self.fail("a tensor created inside the step requires grad")
                     target = "None"
+                self.accumulated.add(target)
                 out.append((f"_acc({target}, {x}, {handed})", "", None))
             else:
                 g = f"g{self.expr[id(t)]}"
@@ -303,11 +305,12 @@ def _names(reads: str) -> list:
 class _Program:
     """One trace: the replay function, the module flags it assumed, how to build its result."""
 
-    __slots__ = ("replay", "modules", "flags", "build", "source")
+    __slots__ = ("replay", "modules", "flags", "build", "source", "leaves", "verified")
 
-    def __init__(self, replay, modules, build, source):
+    def __init__(self, replay, modules, build, source, leaves):
         self.replay, self.modules, self.build, self.source = replay, modules, build, source
         self.flags = tuple(m.training for m in modules)
+        self.leaves, self.verified = leaves, False
 
     def matches(self) -> bool:
         return all(m.training == f for m, f in zip(self.modules, self.flags))
@@ -344,13 +347,13 @@ class CompiledStep:
         For each signature that runs eagerly, why.
     """
 
-    def __init__(self, fn, max_traces: int = 8):
+    def __init__(self, fn, max_traces: int = 8, verify: bool = False):
         if not callable(fn):
             raise TypeError(f"gradstep.compile needs a callable step function, got {fn!r}")
         if not isinstance(max_traces, int) or max_traces < 1:
             raise ValueError(f"max_traces must be a positive int, got {max_traces!r}")
         functools.update_wrapper(self, fn)
-        self.fn, self.max_traces = fn, max_traces
+        self.fn, self.max_traces, self.verify = fn, max_traces, verify
         self.traces = self.replays = 0
         self.eager_reasons: dict = {}
         self._programs: dict = {}
@@ -364,6 +367,8 @@ class CompiledStep:
         if programs is not None:
             for p in programs:
                 if p.matches():
+                    if self.verify and not p.verified:
+                        return self._verify(p, key, args, kwargs)
                     self.replays += 1
                     return p.build(p.replay(*args, **kwargs))
         elif key in self.eager_reasons:
@@ -383,6 +388,38 @@ class CompiledStep:
             warnings.warn(
                 f"gradstep.compile({name}): {reason}; running it eagerly", CompileWarning, 3
             )
+
+    def _verify(self, program: _Program, key, args, kwargs):
+        """Replay, then run eagerly from the same random state, and compare bit for bit.
+
+        Catches what a trace cannot see (NumPy code on ``.data``, Python state) on the first
+        replay of each trace. Only for steps that may run twice: no update inside (fit's
+        forward+backward). The eager run's results are the ones that stay. The global
+        generator is restored between the two runs; a step drawing from a generator of its own
+        differs and so runs eagerly.
+        """
+        from gradstep import random as gs_random
+
+        rng = gs_random.get_rng_state()
+        out = program.build(program.replay(*args, **kwargs))
+        replayed = _arrays(out)
+        grads = [t._grad for t in program.leaves]
+        gs_random.set_rng_state(rng)
+        result = self.fn(*args, **kwargs)
+        same = _same_arrays(replayed, _arrays(result)) and _same_arrays(
+            grads, [t._grad for t in program.leaves]
+        )
+        program.verified = True
+        if not same:
+            self._programs[key].remove(program)
+            self.eager_reasons[key] = "replay and eager results differ"
+            self._notice(
+                "a replay differs from eager execution (the step depends on something a trace "
+                "cannot see: NumPy code on .data, or Python state)"
+            )
+            return result
+        self.replays += 1
+        return out
 
     def _trace(self, key, args, kwargs):
         tracer = _Tracer()
@@ -432,8 +469,34 @@ class CompiledStep:
         namespace = dict(tracer.namespace)
         name = getattr(self.fn, "__name__", "step")
         exec(builtins.compile(src, f"<gradstep.compile {name}>", "exec"), namespace)
-        program = _Program(namespace["_replay"], list(tracer.modules.values()), build, src)
+        leaves = [namespace[n] for n in sorted(tracer.accumulated) if n in namespace]
+        program = _Program(namespace["_replay"], list(tracer.modules.values()), build, src, leaves)
         return program, returned
+
+
+def _arrays(result) -> list:
+    """The arrays inside a step's result, in order (for comparing two runs)."""
+    if isinstance(result, Tensor):
+        return [result.data]
+    if isinstance(result, (tuple, list)):
+        return [a for r in result for a in _arrays(r)]
+    if isinstance(result, dict):
+        return [a for r in result.values() for a in _arrays(r)]
+    return []
+
+
+def _same_arrays(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        (x is None and y is None)
+        or (
+            x is not None
+            and y is not None
+            and x.shape == y.shape
+            and x.dtype == y.dtype
+            and x.tobytes() == y.tobytes()
+        )
+        for x, y in zip(a, b)
+    )
 
 
 def _result_builder(tracer: _Tracer, result, returned: list):
@@ -460,7 +523,7 @@ def _result_builder(tracer: _Tracer, result, returned: list):
     return lambda arrays, r=result: r
 
 
-def compile(step_fn=None, *, max_traces: int = 8):  # noqa: A001 (gradstep.compile, as torch's)
+def compile(step_fn=None, *, max_traces: int = 8, verify: bool = False):  # noqa: A001 (gradstep.compile, as torch's)
     """Trace a training step once and replay it without building a graph.
 
     ``step_fn(x, y)`` is an ordinary step (``zero_grad``, forward, loss, ``backward()``,
@@ -486,11 +549,16 @@ def compile(step_fn=None, *, max_traces: int = 8):  # noqa: A001 (gradstep.compi
     step_fn : callable
     max_traces : int
         How many signatures (shapes, dtypes, Python scalars, module modes) to keep traces for.
+    verify : bool
+        On the first replay of each trace, also run the step eagerly from the same random
+        state and compare results and gradients bit for bit; on a difference, warn and run
+        eagerly. Only for steps that can run twice (no optimizer update inside); ``fit`` uses
+        it for its forward+backward.
 
     Returns
     -------
     CompiledStep
     """
     if step_fn is None:
-        return functools.partial(compile, max_traces=max_traces)
-    return CompiledStep(step_fn, max_traces)
+        return functools.partial(compile, max_traces=max_traces, verify=verify)
+    return CompiledStep(step_fn, max_traces, verify)

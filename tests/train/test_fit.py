@@ -184,3 +184,32 @@ def test_compiled_fit_is_bit_identical_to_eager_and_replays():
     assert step.traces == 2 and step.replays == 4 * 13 - 2  # 13 batches per epoch
     val = trainer._evaluate_batch  # validation: 64, 64, 64, 11 rows, in eval mode, no grad
     assert val.traces == 2 and val.replays == 4 * 4 - 2
+
+
+def test_a_loss_computing_with_numpy_on_data_falls_back_to_eager_in_fit():
+    def weighted_mse(out, y):  # NumPy on .data: a trace would freeze the first batch's weights
+        w = np.where(y.data > 0, 2.0, 1.0)
+        return ((out - y) ** 2 * w).mean()
+
+    def run(compile_step):
+        gs.manual_seed(0)
+        X, Y = regression_data(n=64)
+        with gs.default_dtype(np.float64):
+            model = nn.Linear(1, 1)
+            data = gs.data.TensorDataset(X, Y)
+        trainer = Trainer(
+            model,
+            weighted_mse,
+            optim.SGD(model.parameters(), lr=0.1),
+            verbose=0,
+            compile=compile_step,
+        )
+        trainer.fit(DataLoader(data, 8, shuffle=True, generator=np.random.default_rng(0)), epochs=2)
+        return model.state_dict(), trainer
+
+    eager, _ = run(False)
+    with pytest.warns(gs.CompileWarning, match="a replay differs from eager execution"):
+        fast, trainer = run(True)
+    for k in eager:
+        assert eager[k].tobytes() == fast[k].tobytes()
+    assert trainer._forward_backward.replays == 0

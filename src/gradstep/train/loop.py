@@ -63,9 +63,15 @@ class Trainer:
         self._loader = None
         # The fast path: zero_grad, forward, loss and backward traced once and replayed
         # (bit-identical to eager). The update stays outside, after the NaN check.
-        self._forward_backward = compile_step(self._eager_forward_backward) if compile else None
+        # verify: the first replay of each trace is checked against an eager run, so a loss
+        # that computes with NumPy on .data (invisible to a trace) falls back to eager.
+        self._forward_backward = (
+            compile_step(self._eager_forward_backward, verify=True) if compile else None
+        )
         self._evaluate_batch = (
-            compile_step(self._eager_evaluate_batch) if compile else self._eager_evaluate_batch
+            compile_step(self._eager_evaluate_batch, verify=True)
+            if compile
+            else self._eager_evaluate_batch
         )
 
     def _eager_forward_backward(self, xb, yb):
