@@ -23,7 +23,7 @@ Tensor = None
 
 _grad_enabled = True
 _anomaly = False
-#: The active :class:`gradstep.tracing._Tracer` while a compiled step is being traced, else None.
+#: The active gradstep.tracing.recorder.Tracer while a compiled step is traced, else None.
 _tracer = None
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradstep.operands import _constant, _pair, _raw
 from gradstep.ops import activation, elementwise, linalg, loss, reduce, shape
-from gradstep.tensor import Tensor, _constant, _pair, _raw
+from gradstep.tensor import Tensor
 
 
 def _t(x) -> Tensor:

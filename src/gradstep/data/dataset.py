@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
+from gradstep.operands import _to_array
 from gradstep.random import default_generator
-from gradstep.tensor import Tensor, _to_array
+from gradstep.tensor import Tensor
 
 
 class Dataset(abc.ABC):

@@ -1,0 +1,115 @@
+"""From a tracer's records to the source of one replay function.
+
+Forward statements are kept as recorded; each recorded backward pass becomes the statements
+the eager backward executed (bound ``backward`` calls, un-broadcasts only where the trace needed
+them, leaf accumulation, gradient sums in the same order). Locals are deleted after their last
+use and saved arrays dropped after their node, so a replay holds no more memory than eager.
+"""
+
+from __future__ import annotations
+
+from gradstep.tracing.recorder import Tracer
+
+
+def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> list:
+    """Statements for one recorded backward pass (same order as the eager one)."""
+    out: list = []
+    handed = tracer.name("h")
+    out.append((f"{handed} = set()", "", None))
+    out.append((f"g{root_expr} = {seed}", root_expr, None))
+    after: list = []
+    result = "r"
+    tupled = False
+    for kind, t, node, a, b in rec:
+        if kind == "node":
+            out.extend(after)
+            tupled, retain = a, b
+            if id(t) not in tracer.expr:
+                tracer.fail("backward() through ops that ran before the step")
+                return out
+            g = f"g{tracer.expr[id(t)]}"
+            result = tracer.name("r")
+            back = tracer.constant(node.backward)
+            out.append((f"{result} = {back}({g})", "", None))
+            after = [(f"del {g}", "", None)]
+            if not retain:  # free the saved arrays now, as the eager backward does
+                after.append((_clear(tracer, node), "", None))
+            continue
+        x = f"{result}[{a}]" if tupled else result
+        if b:
+            x = f"_unbroadcast({x}, {tracer.constant(t.data.shape)})"
+        if kind == "leaf":
+            target = tracer.leaf.get(id(t))
+            if target is None:
+                tracer.fail("a tensor created inside the step requires grad")
+                target = "None"
+            tracer.accumulated.add(target)
+            out.append((f"_acc({target}, {x}, {handed})", "", None))
+        else:
+            g = f"g{tracer.expr[id(t)]}"
+            if kind == "first":
+                out.append((f"{g} = {x}; {handed}.add(id({g}))", "", None))
+            else:
+                out.append((f"{g} = {g} + {x}", "", None))
+    out.extend(after)
+    return out
+
+
+def _clear(tracer: Tracer, fn) -> str:
+    """A statement dropping what ``fn`` saved for backward, keeping needs_input_grad."""
+    d = tracer.constant(fn.__dict__)
+    return f"{d}.clear(); {d}['needs_input_grad'] = {tracer.constant(fn.needs_input_grad)}"
+
+
+def replay_source(
+    tracer: Tracer, n_inputs: int, input_kinds: list, kw_names: list, returned: list
+) -> str:
+    """Source of ``_replay(x0, x1, ..., **kw)``: one statement per recorded array call."""
+    backed = {id(r[2]) for e in tracer.lines if e[0] == "backward" for r in e[3] if r[2]}
+    lines = []
+    for i, entry in enumerate(tracer.lines):
+        if entry[0] == "backward":
+            lines.extend(_backward_lines(tracer, *entry[1:]))
+            continue
+        lines.append(entry)
+        fn = tracer.op_lines.get(i)
+        if fn is not None and id(fn) not in backed:
+            # no backward uses what this op saved: drop it now, as eager garbage would be
+            lines.append((_clear(tracer, fn), "", None))
+    returned_names = set(returned)
+    last_read: dict[str, int] = {}
+    for i, (_, reads, _) in enumerate(lines):
+        for tok in names(reads):
+            last_read[tok] = i
+    body = [f"x{n_inputs + j} = kw[{k!r}]" for j, k in enumerate(kw_names)]
+    for i, kind in enumerate(input_kinds):
+        if kind == "tensor":
+            body.append(f"a{i} = x{i}.data")
+        elif kind == "array":
+            body.append(f"a{i} = x{i}")
+    frees: dict[int, list] = {}
+    for name, i in last_read.items():
+        if name.startswith("v") and name not in returned_names:
+            frees.setdefault(i, []).append(name)
+    for i, (code, _, writes) in enumerate(lines):
+        if writes is not None and writes not in last_read and writes not in returned_names:
+            code = code.split(" = ", 1)[1]  # computed for its side effects only
+        body.append(code)
+        if i in frees:
+            body.append("del " + ", ".join(sorted(frees[i])))
+    body.append(f"return ({', '.join(returned)}{',' if returned else ''})")
+    params = [f"x{i}" for i in range(n_inputs)] + ["**kw"]
+    src = f"def _replay({', '.join(params)}):\n    " + "\n    ".join(body) + "\n"
+    return src
+
+
+def names(reads: str) -> list:
+    """Variable names (v12, a0) inside a space-joined list of expressions."""
+    out = []
+    for ch in "()[],":
+        reads = reads.replace(ch, " ")
+    for part in reads.split():
+        part = part.split("=")[-1].split(".")[0].split("[")[0]
+        if part[:1] in ("v", "a") and part[1:].isdigit():
+            out.append(part)
+    return out

@@ -1,0 +1,287 @@
+"""CompiledStep: which trace to replay for a call, when to trace again, when to run eagerly."""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import numbers
+import warnings
+
+import numpy as np
+
+from gradstep import autograd
+from gradstep.tensor import Tensor
+from gradstep.tracing.codegen import names, replay_source
+from gradstep.tracing.recorder import Tracer
+
+
+class CompileWarning(UserWarning):
+    """A compiled step runs eagerly for a case it cannot replay (the message says why)."""
+
+
+class _NotReplayableError(Exception):
+    """Raised inside the tracer when the trace cannot be replayed; caught by CompiledStep."""
+
+
+class _Program:
+    """One trace: the replay function, the module flags it assumed, how to build its result."""
+
+    __slots__ = ("replay", "modules", "flags", "build", "source", "leaves", "verified")
+
+    def __init__(self, replay, modules, build, source, leaves):
+        self.replay, self.modules, self.build, self.source = replay, modules, build, source
+        self.flags = tuple(m.training for m in modules)
+        self.leaves, self.verified = leaves, False
+
+    def matches(self) -> bool:
+        return all(m.training == f for m, f in zip(self.modules, self.flags))
+
+
+def _signature(args, kwargs) -> tuple:
+    return (
+        tuple(_sig(a) for a in args),
+        tuple((k, _sig(kwargs[k])) for k in sorted(kwargs)),
+        autograd._grad_enabled,
+    )
+
+
+def _sig(a):
+    if isinstance(a, Tensor):
+        return (Tensor, a.data.shape, a.data.dtype, a.requires_grad, type(a.data))
+    if isinstance(a, np.ndarray):
+        return (np.ndarray, a.shape, a.dtype)
+    if isinstance(a, (numbers.Number, str, bytes, type(None))):
+        return (type(a), a)
+    return (object, id(a))
+
+
+class CompiledStep:
+    """A training step traced once per input signature and replayed (see :func:`compile`).
+
+    Attributes
+    ----------
+    traces : int
+        How many times the step was traced (one per signature, shapes and module modes).
+    replays : int
+        How many calls were replays of a trace.
+    eager_reasons : dict
+        For each signature that runs eagerly, why.
+    """
+
+    def __init__(self, fn, max_traces: int = 8, verify: bool = False):
+        if not callable(fn):
+            raise TypeError(f"gradstep.compile needs a callable step function, got {fn!r}")
+        if not isinstance(max_traces, int) or max_traces < 1:
+            raise ValueError(f"max_traces must be a positive int, got {max_traces!r}")
+        functools.update_wrapper(self, fn)
+        self.fn, self.max_traces, self.verify = fn, max_traces, verify
+        self.traces = self.replays = 0
+        self.eager_reasons: dict = {}
+        self._programs: dict = {}
+        self._warned: set = set()
+
+    def __call__(self, *args, **kwargs):
+        if autograd._tracer is not None:  # inside another trace: be part of it
+            return self.fn(*args, **kwargs)
+        key = _signature(args, kwargs)
+        programs = self._programs.get(key)
+        if programs is not None:
+            for p in programs:
+                if p.matches():
+                    if self.verify and not p.verified:
+                        return self._verify(p, key, args, kwargs)
+                    self.replays += 1
+                    return p.build(p.replay(*args, **kwargs))
+        elif key in self.eager_reasons:
+            return self.fn(*args, **kwargs)
+        if self.traces >= self.max_traces:
+            self._notice(
+                f"more than {self.max_traces} different argument shapes, dtypes or module "
+                "modes (max_traces)",
+            )
+            return self.fn(*args, **kwargs)
+        return self._trace(key, args, kwargs)
+
+    def _notice(self, reason: str) -> None:
+        if reason not in self._warned:
+            self._warned.add(reason)
+            name = getattr(self.fn, "__name__", "step")
+            warnings.warn(
+                f"gradstep.compile({name}): {reason}; running it eagerly", CompileWarning, 3
+            )
+
+    def _verify(self, program: _Program, key, args, kwargs):
+        """Replay, then run eagerly from the same random state, and compare bit for bit.
+
+        Catches what a trace cannot see (NumPy code on ``.data``, Python state) on the first
+        replay of each trace. Only for steps that may run twice: no update inside (fit's
+        forward+backward). The eager run's results are the ones that stay. The global
+        generator is restored between the two runs; a step drawing from a generator of its own
+        differs and so runs eagerly.
+        """
+        from gradstep import random as gs_random
+
+        rng = gs_random.get_rng_state()
+        out = program.build(program.replay(*args, **kwargs))
+        replayed = _arrays(out)
+        grads = [t._grad for t in program.leaves]
+        gs_random.set_rng_state(rng)
+        result = self.fn(*args, **kwargs)
+        same = _same_arrays(replayed, _arrays(result)) and _same_arrays(
+            grads, [t._grad for t in program.leaves]
+        )
+        program.verified = True
+        if not same:
+            self._programs[key].remove(program)
+            self.eager_reasons[key] = "replay and eager results differ"
+            self._notice(
+                "a replay differs from eager execution (the step depends on something a trace "
+                "cannot see: NumPy code on .data, or Python state)"
+            )
+            return result
+        self.replays += 1
+        return out
+
+    def _trace(self, key, args, kwargs):
+        tracer = Tracer()
+        inputs = list(args) + [kwargs[k] for k in sorted(kwargs)]
+        kinds = []
+        for i, obj in enumerate(inputs):
+            if isinstance(obj, Tensor):
+                kinds.append("tensor")
+                tracer.register(obj, f"a{i}")
+                tracer.leaf[id(obj)] = f"x{i}"
+            elif isinstance(obj, np.ndarray):
+                kinds.append("array")
+                tracer.register(obj, f"a{i}")
+            else:
+                kinds.append(None)
+        autograd._tracer = tracer
+        try:
+            result = self.fn(*args, **kwargs)
+        finally:
+            autograd._tracer = None
+            for fn, needs in tracer.functions:  # the trace's backward freed them
+                fn.needs_input_grad = needs
+        self.traces += 1
+        try:
+            program, returned = self._build(tracer, kinds, sorted(kwargs), result)
+        except _NotReplayableError as e:
+            self.eager_reasons[key] = str(e)
+            self._notice(str(e))
+            return result
+        self._programs.setdefault(key, []).append(program)
+        return program.build(tuple(a for _, a in returned))
+
+    def _build(self, tracer: Tracer, kinds, kw_names, result) -> tuple:
+        returned: list = []
+        build = _result_builder(tracer, result, returned)
+        src = replay_source(
+            tracer, len(kinds) - len(kw_names), kinds, kw_names, [e for e, _ in returned]
+        )
+        if tracer.problem is not None:
+            raise _NotReplayableError(tracer.problem)
+        used = set(names(" ".join(entry[1] for entry in tracer.lines if entry[0] != "backward")))
+        used.update(e[1] for e in tracer.lines if e[0] == "backward")
+        for i, kind in enumerate(kinds):
+            if kind is not None and f"a{i}" not in used:
+                raise _NotReplayableError(
+                    f"argument {i} reaches no gradstep op (NumPy code on an argument cannot be "
+                    "traced; pass the array itself to the model or the loss)"
+                )
+        namespace = dict(tracer.namespace)
+        name = getattr(self.fn, "__name__", "step")
+        exec(builtins.compile(src, f"<gradstep.compile {name}>", "exec"), namespace)
+        leaves = [namespace[n] for n in sorted(tracer.accumulated) if n in namespace]
+        program = _Program(namespace["_replay"], list(tracer.modules.values()), build, src, leaves)
+        return program, returned
+
+
+def _arrays(result) -> list:
+    """The arrays inside a step's result, in order (for comparing two runs)."""
+    if isinstance(result, Tensor):
+        return [result.data]
+    if isinstance(result, (tuple, list)):
+        return [a for r in result for a in _arrays(r)]
+    if isinstance(result, dict):
+        return [a for r in result.values() for a in _arrays(r)]
+    return []
+
+
+def _same_arrays(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        (x is None and y is None)
+        or (
+            x is not None
+            and y is not None
+            and x.shape == y.shape
+            and x.dtype == y.dtype
+            and x.tobytes() == y.tobytes()
+        )
+        for x, y in zip(a, b)
+    )
+
+
+def _result_builder(tracer: Tracer, result, returned: list):
+    """A function turning the replay's returned arrays back into the step's return value."""
+    if isinstance(result, Tensor):
+        e = tracer.expr.get(id(result))
+        if e is None or not e.startswith("v"):
+            return lambda arrays, r=result: r  # a tensor the step did not compute
+        returned.append((e, result.data))
+        j = len(returned) - 1
+        return lambda arrays: Tensor._make(arrays[j], False, None)
+    if isinstance(result, (tuple, list)):
+        parts = [_result_builder(tracer, r, returned) for r in result]
+        kind = type(result)
+        return lambda arrays: kind(p(arrays) for p in parts)
+    if isinstance(result, dict):
+        parts = {k: _result_builder(tracer, v, returned) for k, v in result.items()}
+        return lambda arrays: {k: p(arrays) for k, p in parts.items()}
+    if isinstance(result, (numbers.Number, np.ndarray)) and not isinstance(result, bool):
+        tracer.fail(
+            "the step returns a number or array computed from tensors; return the tensor "
+            "itself (a replay cannot recompute a Python value)"
+        )
+    return lambda arrays, r=result: r
+
+
+def compile(step_fn=None, *, max_traces: int = 8, verify: bool = False):  # noqa: A001 (gradstep.compile, as torch's)
+    """Trace a training step once and replay it without building a graph.
+
+    ``step_fn(x, y)`` is an ordinary step (``zero_grad``, forward, loss, ``backward()``,
+    ``step()``) that returns the loss tensor; the result is called the same way::
+
+        @gradstep.compile
+        def step(x, y):
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        for x, y in loader:
+            loss = step(x, y)
+
+    The first call for each argument signature runs eagerly and records the step; later calls
+    replay the record and give bit-identical results. See :mod:`gradstep.tracing` for what a
+    trace cannot see and how the step then falls back to eager execution.
+
+    Parameters
+    ----------
+    step_fn : callable
+    max_traces : int
+        How many signatures (shapes, dtypes, Python scalars, module modes) to keep traces for.
+    verify : bool
+        On the first replay of each trace, also run the step eagerly from the same random
+        state and compare results and gradients bit for bit; on a difference, warn and run
+        eagerly. Only for steps that can run twice (no optimizer update inside); ``fit`` uses
+        it for its forward+backward.
+
+    Returns
+    -------
+    CompiledStep
+    """
+    if step_fn is None:
+        return functools.partial(compile, max_traces=max_traces, verify=verify)
+    return CompiledStep(step_fn, max_traces, verify)
