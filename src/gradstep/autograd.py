@@ -85,7 +85,7 @@ class Function(abc.ABC):
             out = np.asarray(out)
         result = Tensor._make(out, node is not None, node)
         if _tracer is not None:
-            _tracer.record_op(fn.forward, args, params, result, generic, fn)
+            _tracer.record_op(fn, args, params, result, generic)
         return result
 
 
@@ -156,9 +156,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     rec = None if _tracer is None else _tracer.record_backward(root, given)
     handed: set = set()
     if root._node is None:
-        _accumulate_leaf(root, grad, handed)
-        if rec is not None:
-            rec.append(("leaf", root, None, 0, False))
+        _accumulate_leaf(root, grad, handed)  # a trace refuses this case in record_backward
         return
     grads = {id(root): grad}
     for t in _topological_order(root):

@@ -86,13 +86,13 @@ class Tracer:
             self.problem = reason
 
     # --- hooks called by the engine ------------------------------------------------------------
-    def record_op(self, forward, args, params, result, generic, fn) -> None:
+    def record_op(self, fn, args, params, result, generic) -> None:
         if self.depth:
             return
         self.functions.append((fn, fn.needs_input_grad))
         operands = [self.operand(a) for a in args]
         operands += [f"{k}={self.constant(v)}" for k, v in params.items()]
-        call = f"{self.constant(forward)}({', '.join(operands)})"
+        call = f"{self.constant(fn.forward)}({', '.join(operands)})"
         if generic:
             call = f"_asarray({call})"
         out = self.name("v")

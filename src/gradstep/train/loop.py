@@ -66,7 +66,9 @@ class Trainer:
         # verify: the first replay of each trace is checked against an eager run, so a loss
         # that computes with NumPy on .data (invisible to a trace) falls back to eager.
         self._forward_backward = (
-            compile_step(self._eager_forward_backward, verify=True) if compile else None
+            compile_step(self._eager_forward_backward, verify=True)
+            if compile
+            else self._eager_forward_backward
         )
         self._evaluate_batch = (
             compile_step(self._eager_evaluate_batch, verify=True)
@@ -115,7 +117,7 @@ class Trainer:
         return self.history
 
     def _run_epoch(self, val_loader) -> None:
-        model, opt, loss_fn, loader = self.model, self.optimizer, self.loss_fn, self._loader
+        model, opt, loader = self.model, self.optimizer, self._loader
         epoch = self.epoch
         if self._order is None:  # a resumed run already has this epoch's order
             self._order = loader.order()
@@ -126,11 +128,7 @@ class Trainer:
         for b, (xb, yb) in enumerate(
             loader.batches(self._order, self.start_batch), start=self.start_batch
         ):
-            if self._forward_backward is not None:
-                loss = self._forward_backward(xb, yb)
-            else:
-                opt.zero_grad()
-                loss = loss_fn(model(xb), yb)
+            loss = self._forward_backward(xb, yb)
             value = float(loss.data)
             if self.terminate_on_nan and not math.isfinite(value):
                 self.stop_training = True
@@ -140,8 +138,6 @@ class Trainer:
                     "(try a smaller learning rate)"
                 )
                 return
-            if self._forward_backward is None:
-                loss.backward()
             opt.step()
             n = len(yb)
             self._running[0] += value * n
