@@ -1,7 +1,10 @@
-"""The floor: a hand-written NumPy training step (manual forward/backward, in-place updates).
+"""The floor: a hand-written NumPy training step, as tight as NumPy allows.
 
-No autograd, no graph, no Python objects per op: what any NumPy engine's step can at best cost.
-Checked against PyTorch in float64 by tests/test_benchmarks.py.
+Manual forward and backward; parameters, gradients and optimizer state in flat preallocated
+buffers (so each optimizer update is a few whole-buffer calls, not a loop over parameters);
+activations and gradients in buffers allocated once per batch size; ``out=`` everywhere. No
+autograd, no graph, no Python object per op: what any NumPy engine's step can at best cost.
+Checked equal to PyTorch in float64 by tests/test_benchmarks.py.
 """
 
 from __future__ import annotations
@@ -9,84 +12,135 @@ from __future__ import annotations
 import numpy as np
 
 
-def _sigmoid(z):
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+def _views(flat, shapes) -> list:
+    """Consecutive views of ``flat`` with the given shapes."""
+    out, offset = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape))
+        out.append(flat[offset : offset + n].reshape(shape))
+        offset += n
+    return out
 
 
 class HandMLP:
     def __init__(self, sizes, act, loss, opt, lr, rng, dtype=np.float32, momentum=0.9):
-        self.W, self.b = [], []
-        for i, o in zip(sizes[:-1], sizes[1:]):
-            bound = 1 / np.sqrt(i)
-            self.W.append(rng.uniform(-bound, bound, (o, i)).astype(dtype))
-            self.b.append(rng.uniform(-bound, bound, o).astype(dtype))
+        shapes = [(o, i) for i, o in zip(sizes[:-1], sizes[1:])] + [(o,) for o in sizes[1:]]
+        n = sum(int(np.prod(s)) for s in shapes)
+        self.flat = np.empty(n, dtype)
+        self.grad = np.empty(n, dtype)
+        views, grads = _views(self.flat, shapes), _views(self.grad, shapes)
+        k = len(sizes) - 1
+        self.W, self.b, self.gW, self.gb = views[:k], views[k:], grads[:k], grads[k:]
+        for i, (w, b) in enumerate(zip(self.W, self.b)):  # PyTorch's Linear initialisation
+            bound = 1 / np.sqrt(sizes[i])
+            w[...] = rng.uniform(-bound, bound, w.shape)
+            b[...] = rng.uniform(-bound, bound, b.shape)
         self.act, self.loss, self.opt, self.lr, self.momentum = act, loss, opt, lr, momentum
-        self.params = self.W + self.b
-        self.state = [[np.zeros_like(p), np.zeros_like(p)] for p in self.params]
+        self.m = np.zeros(n, dtype)  # momentum buffer / Adam's first moment
+        self.v = np.zeros(n, dtype)  # Adam's second moment
+        self.tmp = np.empty(n, dtype)
         self.t = 0
+        self.sizes, self.dtype = sizes, dtype
+        self._batch: dict = {}
 
     def load(self, weights, biases):
         for dst, src in zip(self.W + self.b, list(weights) + list(biases)):
             dst[...] = src
 
+    def _buffers(self, n: int) -> dict:
+        """Activations, deltas and scratch for batch size ``n``, allocated once."""
+        buf = self._batch.get(n)
+        if buf is None:
+            sizes, dt = self.sizes, self.dtype
+            buf = {
+                "z": [np.empty((n, o), dt) for o in sizes[1:]],
+                "d": [np.empty((n, o), dt) for o in sizes[1:]],
+                "s": [np.empty((n, o), dt) for o in sizes[1:]],  # scratch for act'(z)
+                "col": np.empty((n, 1), dt),
+                "rows": np.arange(n),
+            }
+            self._batch[n] = buf
+        return buf
+
     def step(self, x, y) -> float:
-        acts, n_layers = [x], len(self.W)
-        for k in range(n_layers):
-            z = acts[-1] @ self.W[k].T
-            z += self.b[k]
-            if k < n_layers - 1:
-                z = _sigmoid(z) if self.act == "sigmoid" else np.maximum(z, 0, out=z)
-            acts.append(z)
-        out = acts[-1]
-        if self.loss == "mse":
-            d = out - y
-            loss = float(np.mean(d * d))
-            d *= 2 / d.size
-        else:  # cross-entropy with integer labels
-            m = out.max(axis=1, keepdims=True)
-            s = out - m
-            lse = np.log(np.exp(s).sum(axis=1, keepdims=True))
-            logp = s - lse
-            n = len(y)
-            loss = float(-logp[np.arange(n), y].mean())
-            d = np.exp(logp)
-            d[np.arange(n), y] -= 1
-            d /= n
-        grads_W, grads_b = [None] * n_layers, [None] * n_layers
-        for k in range(n_layers - 1, -1, -1):
-            grads_W[k] = d.T @ acts[k]
-            grads_b[k] = d.sum(axis=0)
-            if k:
-                d = d @ self.W[k]
-                a = acts[k]
-                if self.act == "sigmoid":
-                    d *= a * (1 - a)
+        n = len(x)
+        buf = self._buffers(n)
+        z, d, s = buf["z"], buf["d"], buf["s"]
+        last = len(self.W) - 1
+        a = x
+        for k, (w, b) in enumerate(zip(self.W, self.b)):
+            np.matmul(a, w.T, out=z[k])
+            z[k] += b
+            if k < last:
+                if self.act == "sigmoid":  # 1/2 tanh(z/2) + 1/2: no overflow, in place
+                    z[k] *= 0.5
+                    np.tanh(z[k], out=z[k])
+                    z[k] *= 0.5
+                    z[k] += 0.5
                 else:
-                    d *= a > 0
-        self._update(grads_W + grads_b)
+                    np.maximum(z[k], 0, out=z[k])
+            a = z[k]
+        out, dl = z[last], d[last]
+        if self.loss == "mse":
+            np.subtract(out, y, out=dl)
+            loss = float(np.vdot(dl, dl)) / dl.size
+            dl *= 2 / dl.size
+        else:  # cross-entropy with integer labels
+            col, rows = buf["col"], buf["rows"]
+            np.max(out, axis=1, keepdims=True, out=col)
+            np.subtract(out, col, out=dl)
+            picked = dl[rows, y]
+            np.exp(dl, out=dl)
+            np.sum(dl, axis=1, keepdims=True, out=col)
+            loss = float(np.log(col).sum() - picked.sum()) / n
+            dl /= col
+            dl[rows, y] -= 1
+            dl /= n
+        for k in range(last, -1, -1):
+            np.matmul(d[k].T, z[k - 1] if k else x, out=self.gW[k])
+            np.sum(d[k], axis=0, out=self.gb[k])
+            if k:
+                np.matmul(d[k], self.W[k], out=d[k - 1])
+                ak, sk = z[k - 1], s[k - 1]
+                if self.act == "sigmoid":  # a (1 - a)
+                    np.subtract(1, ak, out=sk)
+                    sk *= ak
+                    d[k - 1] *= sk
+                else:
+                    np.greater(ak, 0, out=sk)
+                    d[k - 1] *= sk
+        self._update()
         return loss
 
-    def _update(self, grads):
-        lr = self.lr
+    def _update(self):
+        p, g, tmp, lr = self.flat, self.grad, self.tmp, self.lr
         if self.opt == "sgd":
-            for p, g in zip(self.params, grads):
-                p -= lr * g
+            np.multiply(g, lr, out=tmp)
+            p -= tmp
         elif self.opt == "momentum":
-            for p, g, (buf, _) in zip(self.params, grads, self.state):
-                if self.t == 0:
-                    buf[...] = g
-                else:
-                    buf *= self.momentum
-                    buf += g
-                p -= lr * buf
+            if self.t == 0:
+                self.m[...] = g
+            else:
+                self.m *= self.momentum
+                self.m += g
+            np.multiply(self.m, lr, out=tmp)
+            p -= tmp
         else:  # adam, PyTorch's defaults
             b1, b2, eps = 0.9, 0.999, 1e-8
             t = self.t + 1
             c1, c2 = 1 - b1**t, (1 - b2**t) ** 0.5
-            for p, g, (m, v) in zip(self.params, grads, self.state):
-                m += (g - m) * (1 - b1)
-                v *= b2
-                v += (1 - b2) * g * g
-                p -= (lr / c1) * (m / (np.sqrt(v) / c2 + eps))
+            m, v = self.m, self.v
+            np.subtract(g, m, out=tmp)
+            tmp *= 1 - b1
+            m += tmp
+            v *= b2
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp /= c2
+            tmp += eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= lr / c1
+            p -= tmp
         self.t += 1
