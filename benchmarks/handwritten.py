@@ -22,6 +22,18 @@ def _views(flat, shapes) -> list:
     return out
 
 
+def _sigmoid(z, e, mask):
+    """e <- sigmoid(z), the way gradstep computes it (split by sign, so no overflow
+    and full relative precision in both tails: the same function, not a cheaper one)."""
+    np.greater_equal(z, 0, out=mask)
+    np.abs(z, out=e)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # e = exp(-|z|)
+    np.add(e, 1, out=z)  # d = 1 + e
+    np.divide(e, z, out=e)  # e / d where z < 0
+    np.divide(1, z, out=e, where=mask)  # 1 / d where z >= 0: e holds sigmoid(z), z is free
+
+
 class HandMLP:
     def __init__(self, sizes, act, loss, opt, lr, rng, dtype=np.float32, momentum=0.9):
         shapes = [(o, i) for i, o in zip(sizes[:-1], sizes[1:])] + [(o,) for o in sizes[1:]]
@@ -55,7 +67,8 @@ class HandMLP:
             buf = {
                 "z": [np.empty((n, o), dt) for o in sizes[1:]],
                 "d": [np.empty((n, o), dt) for o in sizes[1:]],
-                "s": [np.empty((n, o), dt) for o in sizes[1:]],  # scratch for act'(z)
+                "s": [np.empty((n, o), dt) for o in sizes[1:]],  # sigmoid output / relu mask
+                "mask": [np.empty((n, o), bool) for o in sizes[1:]],
                 "col": np.empty((n, 1), dt),
                 "rows": np.arange(n),
             }
@@ -67,19 +80,17 @@ class HandMLP:
         buf = self._buffers(n)
         z, d, s = buf["z"], buf["d"], buf["s"]
         last = len(self.W) - 1
-        a = x
+        acts = [x]  # the input of each layer
         for k, (w, b) in enumerate(zip(self.W, self.b)):
-            np.matmul(a, w.T, out=z[k])
+            np.matmul(acts[k], w.T, out=z[k])
             z[k] += b
             if k < last:
-                if self.act == "sigmoid":  # 1/2 tanh(z/2) + 1/2: no overflow, in place
-                    z[k] *= 0.5
-                    np.tanh(z[k], out=z[k])
-                    z[k] *= 0.5
-                    z[k] += 0.5
+                if self.act == "sigmoid":
+                    _sigmoid(z[k], s[k], buf["mask"][k])
+                    acts.append(s[k])
                 else:
                     np.maximum(z[k], 0, out=z[k])
-            a = z[k]
+                    acts.append(z[k])
         out, dl = z[last], d[last]
         if self.loss == "mse":
             np.subtract(out, y, out=dl)
@@ -97,18 +108,19 @@ class HandMLP:
             dl[rows, y] -= 1
             dl /= n
         for k in range(last, -1, -1):
-            np.matmul(d[k].T, z[k - 1] if k else x, out=self.gW[k])
+            np.matmul(d[k].T, acts[k], out=self.gW[k])
             np.sum(d[k], axis=0, out=self.gb[k])
             if k:
                 np.matmul(d[k], self.W[k], out=d[k - 1])
-                ak, sk = z[k - 1], s[k - 1]
-                if self.act == "sigmoid":  # a (1 - a)
+                ak = acts[k]
+                if self.act == "sigmoid":  # a (1 - a), in z's buffer (free after the forward)
+                    sk = z[k - 1]
                     np.subtract(1, ak, out=sk)
                     sk *= ak
-                    d[k - 1] *= sk
                 else:
+                    sk = s[k - 1]
                     np.greater(ak, 0, out=sk)
-                    d[k - 1] *= sk
+                d[k - 1] *= sk
         self._update()
         return loss
 
