@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradstep.optim.optimizer import Optimizer, _check
+from gradstep.optim.optimizer import Optimizer, _check, as_dtype
 
 
 def _check_betas(betas):
@@ -40,33 +40,57 @@ class Adam(Optimizer):
         super()._validate(group)
         _check_betas(group["betas"])
 
-    def _update(self, p, g, state, lr, betas, eps, weight_decay, amsgrad):
-        beta1, beta2 = betas
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
-            if amsgrad:
-                state["max_exp_avg_sq"] = np.zeros_like(p)
-        state["step"] += 1
-        t = state["step"]
-        if weight_decay:
-            if self.decoupled:
-                p *= 1 - lr * weight_decay
-            else:
-                g = g + weight_decay * p
+    def _step_group(self, group):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
+        consts: dict = {}  # per (dtype, step): the step's scalars as 0-d arrays
+        for param in group["params"]:
+            g = param._grad
+            if g is None:
+                continue
+            p = param.data
+            state = self.state.setdefault(id(param), {})
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(p)
+                state["exp_avg_sq"] = np.zeros_like(p)
+                if amsgrad:
+                    state["max_exp_avg_sq"] = np.zeros_like(p)
+            state["step"] += 1
+            t = state["step"]
+            c = consts.get((p.dtype, t))
+            if c is None:
+                c = consts[(p.dtype, t)] = as_dtype(
+                    p.dtype,
+                    1 - beta1,
+                    beta2,
+                    1 - beta2,
+                    (1 - beta2**t) ** 0.5,  # bias_correction2_sqrt
+                    eps,
+                    lr / (1 - beta1**t),  # step_size
+                )
+            if weight_decay:
+                if self.decoupled:
+                    p *= 1 - lr * weight_decay
+                else:
+                    g = g + weight_decay * p
+            self._update(p, g, state, *c)
+
+    def _update(self, p, g, state, one_minus_beta1, beta2, one_minus_beta2, bc2, eps, step_size):
+        """One parameter's update, in place through one work array (scalars as 0-d arrays)."""
+        w = self._work_like(p)
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (g - m) * (1 - beta1)
+        m += np.multiply(np.subtract(g, m, out=w), one_minus_beta1, out=w)
         v *= beta2
-        v += (1 - beta2) * g * g
-        step_size = lr / (1 - beta1**t)
-        bias_correction2_sqrt = (1 - beta2**t) ** 0.5
-        if amsgrad:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt + eps
-        else:
-            denom = np.sqrt(v) / bias_correction2_sqrt + eps
-        p -= step_size * (m / denom)
+        v += np.multiply(np.multiply(g, one_minus_beta2, out=w), g, out=w)
+        if "max_exp_avg_sq" in state:
+            mx = state["max_exp_avg_sq"]
+            np.maximum(mx, v, out=mx)
+            v = mx
+        denom = np.sqrt(v, out=w)
+        denom /= bc2
+        denom += eps
+        p -= np.multiply(np.divide(m, denom, out=w), step_size, out=w)
 
 
 class AdamW(Adam):

@@ -18,6 +18,15 @@ def _check(name: str, value, low: float = 0.0, high: float | None = None, open_h
         raise ValueError(f"invalid {name}: {value!r} (must be < {high})")
 
 
+def as_dtype(dtype, *values) -> list:
+    """Python numbers as 0-d arrays of ``dtype``.
+
+    NumPy rounds a Python float to the array's dtype inside each operation (NEP 50); doing it
+    once per step gives the same bits and saves that conversion in every call of the update.
+    """
+    return [np.asarray(v, dtype) for v in values]
+
+
 class Optimizer(abc.ABC):
     """Holds ``param_groups`` (lists of parameters with their hyperparameters) and ``state``.
 
@@ -33,6 +42,7 @@ class Optimizer(abc.ABC):
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups: list[dict] = []
         self.state: dict = {}
+        self._work: dict = {}  # id(param) -> a work array like it; not state, never saved
         for g in groups:
             self.add_param_group(g)
 
@@ -78,6 +88,14 @@ class Optimizer(abc.ABC):
             if p._grad is not None:
                 state = self.state.setdefault(id(p), {})
                 self._update(p.data, p._grad, state, **hyper)
+
+    def _work_like(self, p):
+        """A work array shaped like the parameter array ``p``, kept between steps, so an
+        update writes its intermediate results with ``out=`` instead of allocating them."""
+        w = self._work.get(id(p))
+        if w is None or w.shape != p.shape or (w.dtype is not p.dtype and w.dtype != p.dtype):
+            w = self._work[id(p)] = np.empty_like(p)
+        return w
 
     @abc.abstractmethod
     def _update(self, param, grad, state, **hyper):

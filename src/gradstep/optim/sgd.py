@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gradstep.optim.optimizer import Optimizer
+import numpy as np
+
+from gradstep.optim.optimizer import Optimizer, as_dtype
 
 
 class SGD(Optimizer):
@@ -42,14 +44,35 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _step_group(self, group):
-        if group["momentum"] or group["weight_decay"]:
-            return super()._step_group(group)
-        lr = group["lr"]  # plain gradient descent: one in-place update per parameter
-        for p in group["params"]:
-            if p._grad is not None:
-                p.data -= lr * p._grad
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        nesterov, weight_decay = group["nesterov"], group["weight_decay"]
+        if not (momentum or weight_decay):  # gradient descent: no state, nothing to keep
+            lrs: dict = {}
+            for param in group["params"]:
+                g = param._grad
+                if g is not None:
+                    p = param.data
+                    c = lrs.get(p.dtype)
+                    if c is None:
+                        c = lrs[p.dtype] = np.asarray(lr, p.dtype)
+                    p -= g * c
+            return
+        consts: dict = {}
+        for param in group["params"]:
+            g = param._grad
+            if g is None:
+                continue
+            p = param.data
+            c = consts.get(p.dtype)
+            if c is None:
+                c = consts[p.dtype] = as_dtype(p.dtype, lr, momentum, 1 - dampening)
+            state = self.state.setdefault(id(param), {})
+            self._update(p, g, state, *c, nesterov, weight_decay)
 
-    def _update(self, p, g, state, lr, momentum, dampening, nesterov, weight_decay):
+    def _update(self, p, g, state, lr, momentum, undamped, nesterov, weight_decay):
+        """p -= lr * g (or the momentum buffer); ``lr``, ``momentum`` and ``undamped``
+        (1 - dampening) are 0-d arrays of p's dtype."""
+        work = self._work_like(p)
         if weight_decay:
             g = g + weight_decay * p
         if momentum:
@@ -58,6 +81,6 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= momentum
-                buf += (1 - dampening) * g
-            g = g + momentum * buf if nesterov else buf
-        p -= lr * g
+                buf += np.multiply(g, undamped, out=work)
+            g = np.add(g, np.multiply(buf, momentum, out=work), out=work) if nesterov else buf
+        p -= np.multiply(g, lr, out=work)
