@@ -11,6 +11,7 @@ import gradstep.functional as F
 from gradstep import nn, optim
 from gradstep.optim import clip_grad_norm_
 from gradstep.optim.schedulers import StepLR
+from gradstep.tracing import codegen
 
 
 class Shared(nn.Module):
@@ -110,9 +111,18 @@ def _assert_identical(a, b):
 KINDS = ["sigmoid-mse-sgd", "relu-ce-adam", "dropout-momentum", "shared"]
 
 
+@pytest.fixture(params=["big ops only", "every op"])
+def scratch(request, monkeypatch):
+    """Replays with scratch arrays (out=) for big ops only, as shipped, and for every op, so the
+    out= paths of the ops run here although the test models are small."""
+    if request.param == "every op":
+        monkeypatch.setattr(codegen, "SCRATCH_MIN_BYTES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind", KINDS)
-def test_replay_is_bit_identical_to_eager(kind, dtype):
+def test_replay_is_bit_identical_to_eager(kind, dtype, scratch):
     batches = _batches(kind, dtype)
     eager = _run(kind, dtype, False, batches)
     compiled = _run(kind, dtype, True, batches)
@@ -123,6 +133,41 @@ def test_replay_is_bit_identical_to_eager(kind, dtype):
     model, *_ = _setup(kind, dtype)
     before = model.state_dict()
     assert any(not np.array_equal(before[k], compiled[1][k]) for k in before)
+
+
+def test_scratch_arrays_never_hold_what_outlives_a_replay(monkeypatch):
+    monkeypatch.setattr(codegen, "SCRATCH_MIN_BYTES", 0)
+    gs.manual_seed(0)
+    model = nn.mlp(3, [5], 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    @gs.compile
+    def step(x, y):
+        opt.zero_grad()
+        hidden = model[1](model[0](x))  # returned: must not be overwritten by the next call
+        out = model[2](hidden)
+        loss = F.mse_loss(out, y)
+        loss.backward()
+        opt.step()
+        return loss, hidden, out.reshape(-1)  # and a view of an op's output
+
+    rng = np.random.default_rng(1)
+    kept, grads = [], []
+    for _ in range(4):
+        x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+        loss, hidden, flat = step(gs.tensor(x), gs.tensor(y))
+        kept.append((hidden, hidden.data.copy(), flat, flat.data.copy()))
+        grads.append((model[0].weight.grad, model[0].weight.grad.copy()))
+    assert step.replays == 3
+    for hidden, hidden_then, flat, flat_then in kept:
+        assert np.array_equal(hidden.data, hidden_then)
+        assert np.array_equal(flat.data, flat_then)
+    for g, g_then in grads:  # a parameter's gradient is fresh each step, as in eager
+        assert np.array_equal(g, g_then)
+    program = step._programs[next(iter(step._programs))][0]
+    fns = [v.__self__ for v in program.replay.__globals__.values() if hasattr(v, "__self__")]
+    kept_arrays = [fn.scratch for fn in fns if isinstance(fn, gs.autograd.Function) and fn.scratch]
+    assert kept_arrays and all(s.arrays for s in kept_arrays)  # scratch was used
 
 
 def test_numpy_arguments_are_converted_like_eager():

@@ -38,6 +38,10 @@ class Function(abc.ABC):
     inputs = None
     needs_input_grad: tuple = ()
     created_at = None
+    #: None in eager execution; a :class:`Scratch` when a compiled step replays this op.
+    scratch = None
+    #: Whether the op writes its results into ``scratch`` (a replay then gives it one).
+    uses_scratch = False
 
     @abc.abstractmethod
     def forward(self, *arrays):
@@ -87,6 +91,32 @@ class Function(abc.ABC):
         if _tracer is not None:
             _tracer.record_op(fn, args, params, result, generic)
         return result
+
+
+class Scratch:
+    """Arrays one op of a compiled step keeps between replays, so it writes with ``out=``.
+
+    An op asks for its results by name: ``"out"`` for the forward's output, ``"g0"``, ``"g1"``,
+    ... for the gradient of each input, anything else for arrays it only keeps inside itself.
+    Eager execution has no Scratch (``Function.scratch`` is None) and allocates, so ops write
+    ``out=s and s.get(name, like)``: the same NumPy call either way, hence the same bits. The
+    trace names in ``deny`` the results that escape the step (returned, or adopted as a leaf's
+    gradient): for those ``get`` returns None and the op allocates a fresh array every time.
+    """
+
+    __slots__ = ("arrays", "deny")
+
+    def __init__(self, deny=()) -> None:
+        self.arrays: dict = {}
+        self.deny = frozenset(deny)
+
+    def get(self, name: str, like, shape=None, dtype=None):
+        """The array kept under ``name`` (allocated like ``like`` on first use), or None."""
+        a = self.arrays.get(name)
+        if a is None and name not in self.deny:
+            # empty_like dispatches to the array's own module (NumPy or CuPy)
+            a = self.arrays[name] = np.empty_like(like, dtype=dtype, order="C", shape=shape)
+        return a
 
 
 def unbroadcast(grad, shape: tuple):

@@ -7,39 +7,56 @@ import numpy as np
 from gradstep.autograd import Function
 
 
-def stable_sigmoid(x):
+def stable_sigmoid(x, out=None, scratch=None):
     """sigma(x) = 1 / (1 + e^-x) without overflow and with full relative precision in both tails.
 
     Split by sign: for x >= 0 use 1 / (1 + e^-x); for x < 0 use e^x / (1 + e^x). Both only ever
     exponentiate a non-positive number, so nothing overflows, and sigmoid(-100) is 3.7e-44 rather
-    than the 0 that 0.5 * (1 + tanh(x / 2)) would give.
+    than the 0 that 0.5 * (1 + tanh(x / 2)) would give. Seven calls that reuse their arrays;
+    ``out`` and ``scratch`` (a :class:`~gradstep.autograd.Scratch`) let a replay reuse them too.
     """
-    e = np.exp(-np.abs(x))
-    d = 1 + e
-    return np.where(x >= 0, 1 / d, e / d)
+    s = scratch
+    positive = np.greater_equal(x, 0, out=s and s.get("mask", x, dtype=bool))
+    y = np.abs(x, out=np.empty_like(x) if out is None else out)  # an array even for 0-d x
+    np.negative(y, out=y)
+    np.exp(y, out=y)  # e = exp(-|x|)
+    d = np.add(y, 1, out=s and s.get("d", x))
+    np.divide(y, d, out=y)  # e / (1 + e), the x < 0 branch
+    np.divide(1, d, out=y, where=positive)  # 1 / (1 + e) where x >= 0
+    return y
 
 
 class Sigmoid(Function):
     """y = sigma(x);  dy/dx = y (1 - y), so the output y is kept, not the input."""
 
+    uses_scratch = True
+
     def forward(self, x):
-        self.y = stable_sigmoid(x)
+        s = self.scratch
+        self.y = stable_sigmoid(x, s and s.get("out", x), s)
         return self.y
 
     def backward(self, g):
-        y = self.y
-        return g * y * (1 - y)
+        y, s = self.y, self.scratch
+        gx = np.multiply(g, y, out=s and s.get("g0", y))
+        gx *= np.subtract(1, y, out=s and s.get("1-y", y))
+        return gx
 
 
 class ReLU(Function):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at 0, as PyTorch)."""
 
+    uses_scratch = True
+
     def forward(self, x):
-        self.mask = x > 0
-        return np.maximum(x, 0)  # not x * mask: that turns -inf into NaN
+        s = self.scratch
+        self.mask = np.greater(x, 0, out=s and s.get("mask", x, dtype=bool))
+        # not x * mask: that turns -inf into NaN
+        return np.maximum(x, 0, out=s and s.get("out", x))
 
     def backward(self, g):
-        return g * self.mask
+        s = self.scratch
+        return np.multiply(g, self.mask, out=s and s.get("g0", g))
 
 
 class LeakyReLU(Function):

@@ -49,7 +49,10 @@ class Linear(Function):
     """y = x W^T + b with W of shape (out, in), PyTorch's layout.
 
     dx = g W,  dW = g^T x,  db = sum of g over the batch. Fused so a layer is one node.
+    Results go into a compiled replay's scratch arrays when it has them (``out=``).
     """
+
+    uses_scratch = True
 
     def forward(self, x, weight, bias=None):
         if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
@@ -63,7 +66,8 @@ class Linear(Function):
                 "convert the input (.float() / .double()) or the model"
             )
         self.x, self.weight = x, weight
-        y = x @ weight.T
+        s = self.scratch
+        y = np.matmul(x, weight.T, out=s and s.get("out", x, x.shape[:-1] + weight.shape[:1]))
         if bias is not None:
             y += bias
         return y
@@ -71,12 +75,13 @@ class Linear(Function):
     def backward(self, g):
         nx, nw, nb = (self.needs_input_grad + (False,))[:3]
         x, w = self.x, self.weight
-        gx = g @ w if nx else None
+        s = self.scratch
+        gx = np.matmul(g, w, out=s and s.get("g0", x)) if nx else None
         gw = gb = None
         if nw or nb:
             g2 = g.reshape(-1, g.shape[-1])
             if nw:
-                gw = g2.T @ x.reshape(-1, x.shape[-1])
+                gw = np.matmul(g2.T, x.reshape(-1, x.shape[-1]), out=s and s.get("g1", w))
             if nb:
-                gb = g2.sum(axis=0)
+                gb = g2.sum(axis=0, out=s and s.get("g2", w, w.shape[:1]))
         return gx, gw, gb

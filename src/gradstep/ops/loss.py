@@ -94,6 +94,8 @@ class CrossEntropy(Function):
     ``logits`` of shape (N, C), ``labels`` integers of shape (N,) in [0, C).
     """
 
+    uses_scratch = True
+
     def forward(self, logits, labels, reduction="mean"):
         if logits.ndim != 2:
             raise ValueError(
@@ -123,11 +125,14 @@ class CrossEntropy(Function):
         return _reduce(loss, reduction)
 
     def backward(self, g):
-        grad = np.exp(self.logp)
+        s = self.scratch
+        grad = np.exp(self.logp, out=s and s.get("g0", self.logp))
         grad[np.arange(self.n), self.labels] -= 1
         if self.reduction == "none":
-            return grad * g[:, None], None
-        return grad * _scale(g, self.n, self.reduction, grad.dtype), None
+            grad *= g[:, None]
+        else:
+            grad *= _scale(g, self.n, self.reduction, grad.dtype)
+        return grad, None
 
 
 class BCEWithLogits(Function):
@@ -153,14 +158,21 @@ class BCEWithLogits(Function):
 class MSE(Function):
     """loss = (a - b)^2;  da = 2 (a - b), db = -da."""
 
+    uses_scratch = True
+
     def forward(self, a, b, reduction="mean"):
         _check("mse_loss", a, b, reduction)
-        self.d, self.reduction = a - b, reduction
-        return _reduce(self.d * self.d, reduction)
+        s = self.scratch
+        self.d, self.reduction = np.subtract(a, b, out=s and s.get("d", a)), reduction
+        # with reduction='none' the squares are the output itself
+        sq = np.multiply(self.d, self.d, out=s and s.get("out" if reduction == "none" else "sq", a))
+        return _reduce(sq, reduction)
 
     def backward(self, g):
-        ga = 2 * self.d * _scale(g, self.d.size, self.reduction, self.d.dtype)
-        return ga, (-ga if self.needs_input_grad[1] else None)
+        d, s = self.d, self.scratch
+        ga = np.multiply(2, d, out=s and s.get("g0", d))
+        ga *= _scale(g, d.size, self.reduction, d.dtype)
+        return ga, (np.negative(ga, out=s and s.get("g1", d)) if self.needs_input_grad[1] else None)
 
 
 class L1(Function):

@@ -8,7 +8,37 @@ use and saved arrays dropped after their node, so a replay holds no more memory 
 
 from __future__ import annotations
 
+from gradstep.autograd import Scratch
 from gradstep.tracing.recorder import Tracer
+
+#: Ops whose output is smaller than this allocate as in eager execution. Measured on the
+#: benchmark: NumPy hands out small arrays from its own cache faster than an op can look up a
+#: kept one (scratch made (a) and (b) 2% slower), while arrays past glibc's mmap threshold
+#: (128 KiB) are fresh pages every step (scratch made (c) 15% and (d) 2% faster).
+SCRATCH_MIN_BYTES = 128 * 1024
+
+
+def _scratches(tracer: Tracer, escaping: set) -> dict:
+    """One Scratch per op that can use it, denying the results that escape the step.
+
+    An op's output escapes when the step returns it or assigns it as a ``.grad``; an input's
+    gradient escapes when a leaf adopts it (it becomes the parameter's ``.grad``, which the
+    user and the optimizer may keep). Everything else is overwritten by the next replay only.
+    """
+    deny: dict = {}
+    for i, fn in tracer.op_lines.items():
+        if type(fn).uses_scratch and tracer.op_bytes[id(fn)] >= SCRATCH_MIN_BYTES:
+            deny[id(fn)] = {"out"} if tracer.lines[i][2] in escaping else set()
+    for entry in tracer.lines:
+        if entry[0] != "backward":
+            continue
+        node = None
+        for kind, _, n, pos, _ in entry[3]:
+            if kind == "node":
+                node = n
+            elif kind == "leaf" and id(node) in deny:
+                deny[id(node)].add(f"g{pos}")
+    return {id(fn): Scratch(deny[id(fn)]) for fn in tracer.op_lines.values() if id(fn) in deny}
 
 
 def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> list:
@@ -56,16 +86,28 @@ def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> lis
 
 
 def _clear(tracer: Tracer, fn) -> str:
-    """A statement dropping what ``fn`` saved for backward, keeping needs_input_grad."""
+    """A statement dropping what ``fn`` saved for backward, keeping needs_input_grad and the
+    scratch arrays (which are what a replay reuses)."""
     d = tracer.constant(fn.__dict__)
-    return f"{d}.clear(); {d}['needs_input_grad'] = {tracer.constant(fn.needs_input_grad)}"
+    keep = {"needs_input_grad": fn.needs_input_grad}
+    if "scratch" in fn.__dict__:
+        keep["scratch"] = fn.scratch
+    return f"{d}.clear(); {d}.update({tracer.constant(keep)})"
 
 
 def replay_source(
-    tracer: Tracer, n_inputs: int, input_kinds: list, kw_names: list, returned: list
+    tracer: Tracer, n_inputs: int, input_kinds: list, kw_names: list, returned: list, escaping: set
 ) -> str:
-    """Source of ``_replay(x0, x1, ..., **kw)``: one statement per recorded array call."""
+    """Source of ``_replay(x0, x1, ..., **kw)``: one statement per recorded array call.
+
+    ``escaping`` names the values whose memory outlives a replay (returned, or views of them):
+    they never live in scratch arrays.
+    """
     backed = {id(r[2]) for e in tracer.lines if e[0] == "backward" for r in e[3] if r[2]}
+    scratches = _scratches(tracer, escaping | tracer.names_sharing(tracer.assigned))
+    for fn in tracer.op_lines.values():
+        if id(fn) in scratches:
+            fn.scratch = scratches[id(fn)]
     lines = []
     for i, entry in enumerate(tracer.lines):
         if entry[0] == "backward":

@@ -35,7 +35,9 @@ class Tracer:
         self.modules: dict[int, object] = {}
         self.functions: list = []  # (Function instance, needs_input_grad) to restore afterwards
         self.op_lines: dict = {}  # index in self.lines -> the Function instance it calls
+        self.op_bytes: dict = {}  # id(Function instance) -> bytes of its output
         self.accumulated: set = set()  # names of the leaf tensors the backward fills
+        self.assigned: list = []  # arrays the step assigns as a .grad (they escape it)
         self.problem: str | None = None
         self._n = 0
 
@@ -78,6 +80,17 @@ class Tracer:
         e = self.ref(obj)
         return e if e is not None else self.constant(obj)
 
+    def names_sharing(self, arrays) -> set:
+        """Names of the recorded values whose memory ``arrays`` share (as views of them)."""
+        out = set()
+        for a in arrays:
+            while a is not None:
+                e = self.expr.get(id(a))
+                if e is not None:
+                    out.add(e)
+                a = getattr(a, "base", None)
+        return out
+
     def emit(self, code: str, reads: str = "", writes: str | None = None) -> None:
         self.lines.append((code, reads, writes))
 
@@ -99,6 +112,7 @@ class Tracer:
         self.register(result, out)
         self.emit(f"{out} = {call}", " ".join(operands), out)
         self.op_lines[len(self.lines) - 1] = fn
+        self.op_bytes[id(fn)] = result.data.nbytes
 
     def record_derived(self, f, *operands_and_result) -> None:
         """``result = f(*operands)`` computed outside the graph (conversions, comparisons)."""
@@ -128,6 +142,7 @@ class Tracer:
             self.fail("the step assigns .grad of a tensor it created")
             return
         v = self.operand(value)
+        self.assigned.append(value.data if isinstance(value, Tensor) else value)
         self.emit(f"{target}.grad = {v}", v)
 
     def record_module(self, module) -> None:
@@ -153,8 +168,8 @@ class Tracer:
         if root_expr is None or root._node is None:
             self.fail("backward() from a tensor that the step did not compute")
             return []
-        if given is None:
-            seed = f"_ones_like({root_expr})"
+        if given is None:  # a fresh copy (a leaf may adopt it) of ones made once: faster
+            seed = f"{self.constant(np.ones_like(root.data))}.copy()"
         else:
             seed = f"_array({self.operand(given)}, dtype={self.constant(root.dtype)})"
         rec: list = []
