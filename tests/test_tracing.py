@@ -179,12 +179,26 @@ def test_numpy_arguments_are_converted_like_eager():
     assert compiled[-1].replays == len(batches) - 1
 
 
-def test_a_new_batch_shape_is_traced_again_and_kept():
+def test_a_new_batch_shape_is_traced_again_and_kept_with_one_notice():
     batches = _batches("relu-ce-adam", np.float64, n=9, sizes=(16, 16, 5))
     eager = _run("relu-ce-adam", np.float64, False, batches)
-    compiled = _run("relu-ce-adam", np.float64, True, batches)
+    with pytest.warns(gs.CompileWarning) as caught:
+        compiled = _run("relu-ce-adam", np.float64, True, batches)
     _assert_identical(eager, compiled)
     assert (compiled[-1].traces, compiled[-1].replays) == (2, 7)
+    # one line, once (the shape (5, 4) comes back twice more and replays silently)
+    assert [str(w.message) for w in caught] == [
+        "gradstep.compile(step): argument 0 is a tensor of shape (5, 4) and dtype float64, "
+        "traced with a tensor of shape (16, 4) and dtype float64: this call runs eagerly and "
+        "is traced again (trace 2 of at most 8)"
+    ]
+    model, opt, step = _setup("relu-ce-adam", np.float64)
+    quiet = gs.compile(step, notice_retrace=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in batches[:3]:
+            quiet(_t(x), _t(y))
+    assert quiet.traces == 2
 
 
 def test_train_and_eval_modes_get_their_own_trace():
@@ -200,7 +214,8 @@ def test_train_and_eval_modes_get_their_own_trace():
         train_a = predict(x).data.copy()
         train_b = predict(x).data.copy()  # replay: a fresh dropout mask
         model.eval()
-        eval_a = predict(x).data.copy()
+        with pytest.warns(gs.CompileWarning, match=r"module modes \(train/eval\) differ"):
+            eval_a = predict(x).data.copy()
         eval_b = predict(x).data.copy()
     assert predict.traces == 2
     assert not np.array_equal(train_a, train_b)
@@ -274,7 +289,8 @@ def test_too_many_signatures_warn_once_and_run_eagerly():
     step = gs.compile(lambda x: F.mse_loss(model(x), gs.zeros(len(x), 1)), max_traces=2)
     with gs.default_dtype(np.float64):
         step(gs.ones(2, 4))
-        step(gs.ones(3, 4))
+        with pytest.warns(gs.CompileWarning, match=r"traced again \(trace 2 of at most 2\)"):
+            step(gs.ones(3, 4))
         with pytest.warns(gs.CompileWarning, match="more than 2 different"):
             out = step(gs.ones(4, 4))
         with warnings.catch_warnings():

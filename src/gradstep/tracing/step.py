@@ -45,6 +45,30 @@ def _signature(args, kwargs) -> tuple:
     )
 
 
+def _change(traced: tuple, new: tuple) -> str:
+    """What differs between the first traced signature and ``new``, for a one-line notice."""
+    if traced[2] != new[2]:
+        return "grad mode differs from the trace (no_grad)"
+    old_items = list(enumerate(traced[0])) + list(traced[1])
+    new_items = list(enumerate(new[0])) + list(new[1])
+    if [k for k, _ in old_items] != [k for k, _ in new_items]:
+        return "different arguments from the trace"
+    for (k, a), (_, b) in zip(old_items, new_items):
+        if a != b:
+            what = f"argument {k}" if isinstance(k, int) else f"argument {k}="
+            return f"{what} is {_describe(b)}, traced with {_describe(a)}"
+    return "different arguments from the trace"
+
+
+def _describe(sig) -> str:
+    if sig[0] in (Tensor, np.ndarray):
+        kind = "a tensor" if sig[0] is Tensor else "an array"
+        return f"{kind} of shape {sig[1]} and dtype {sig[2]}"
+    if sig[0] is object:
+        return "another object"
+    return repr(sig[1])
+
+
 def _sig(a):
     if isinstance(a, Tensor):
         return (Tensor, a.data.shape, a.data.dtype, a.requires_grad, type(a.data))
@@ -68,13 +92,14 @@ class CompiledStep:
         For each signature that runs eagerly, why.
     """
 
-    def __init__(self, fn, max_traces: int = 8, verify: bool = False):
+    def __init__(self, fn, max_traces: int = 8, verify: bool = False, notice_retrace=True):
         if not callable(fn):
             raise TypeError(f"gradstep.compile needs a callable step function, got {fn!r}")
         if not isinstance(max_traces, int) or max_traces < 1:
             raise ValueError(f"max_traces must be a positive int, got {max_traces!r}")
         functools.update_wrapper(self, fn)
         self.fn, self.max_traces, self.verify = fn, max_traces, verify
+        self.notice_retrace = notice_retrace
         self.traces = self.replays = 0
         self.eager_reasons: dict = {}
         self._programs: dict = {}
@@ -100,15 +125,21 @@ class CompiledStep:
                 "modes (max_traces)",
             )
             return self.fn(*args, **kwargs)
+        if self._programs and self.notice_retrace:
+            change = _change(next(iter(self._programs)), key) if programs is None else None
+            self._notice(
+                f"{change or 'module modes (train/eval) differ from every trace'}: this call "
+                f"runs eagerly and is traced again (trace {self.traces + 1} of at most "
+                f"{self.max_traces})",
+                "",
+            )
         return self._trace(key, args, kwargs)
 
-    def _notice(self, reason: str) -> None:
+    def _notice(self, reason: str, consequence: str = "; running it eagerly") -> None:
         if reason not in self._warned:
             self._warned.add(reason)
             name = getattr(self.fn, "__name__", "step")
-            warnings.warn(
-                f"gradstep.compile({name}): {reason}; running it eagerly", CompileWarning, 3
-            )
+            warnings.warn(f"gradstep.compile({name}): {reason}{consequence}", CompileWarning, 3)
 
     def _verify(self, program: _Program, key, args, kwargs):
         """Replay, then run eagerly from the same random state, and compare bit for bit.
@@ -247,7 +278,7 @@ def _result_builder(tracer: Tracer, result, returned: list):
     return lambda arrays, r=result: r
 
 
-def compile(step_fn=None, *, max_traces: int = 8, verify: bool = False):  # noqa: A001 (gradstep.compile, as torch's)
+def compile(step_fn=None, *, max_traces: int = 8, verify: bool = False, notice_retrace=True):  # noqa: A001 (gradstep.compile, as torch's)
     """Trace a training step once and replay it without building a graph.
 
     ``step_fn(x, y)`` is an ordinary step (``zero_grad``, forward, loss, ``backward()``,
@@ -278,11 +309,18 @@ def compile(step_fn=None, *, max_traces: int = 8, verify: bool = False):  # noqa
         state and compare results and gradients bit for bit; on a difference, warn and run
         eagerly. Only for steps that can run twice (no optimizer update inside); ``fit`` uses
         it for its forward+backward.
+    notice_retrace : bool
+        Warn (a one-line :class:`CompileWarning`, once per new signature) when a call's
+        shapes, dtypes, Python scalars or module modes differ from every trace, so the call
+        runs eagerly and is traced again. ``fit`` turns it off: its last, smaller batch and
+        its validation batches are expected new shapes.
 
     Returns
     -------
     CompiledStep
     """
     if step_fn is None:
-        return functools.partial(compile, max_traces=max_traces, verify=verify)
-    return CompiledStep(step_fn, max_traces, verify)
+        return functools.partial(
+            compile, max_traces=max_traces, verify=verify, notice_retrace=notice_retrace
+        )
+    return CompiledStep(step_fn, max_traces, verify, notice_retrace)

@@ -65,13 +65,14 @@ class Trainer:
         # (bit-identical to eager). The update stays outside, after the NaN check.
         # verify: the first replay of each trace is checked against an eager run, so a loss
         # that computes with NumPy on .data (invisible to a trace) falls back to eager.
+        # No retrace notice: the epoch's last, smaller batch is an expected new shape.
         self._forward_backward = (
-            compile_step(self._eager_forward_backward, verify=True)
+            compile_step(self._eager_forward_backward, verify=True, notice_retrace=False)
             if compile
             else self._eager_forward_backward
         )
         self._evaluate_batch = (
-            compile_step(self._eager_evaluate_batch, verify=True)
+            compile_step(self._eager_evaluate_batch, verify=True, notice_retrace=False)
             if compile
             else self._eager_evaluate_batch
         )
