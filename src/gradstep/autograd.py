@@ -100,8 +100,9 @@ class Scratch:
     ... for the gradient of each input, anything else for arrays it only keeps inside itself.
     Eager execution has no Scratch (``Function.scratch`` is None) and allocates, so ops write
     ``out=s and s.get(name, like)``: the same NumPy call either way, hence the same bits. The
-    trace names in ``deny`` the results that escape the step (returned, or adopted as a leaf's
-    gradient): for those ``get`` returns None and the op allocates a fresh array every time.
+    trace names in ``deny`` the results that escape the step (returned or viewed by a returned
+    value, assigned as a ``.grad``, or adopted as a leaf's gradient): for those ``get`` returns
+    None and the op allocates a fresh array every time.
     """
 
     __slots__ = ("arrays", "deny")
