@@ -40,7 +40,8 @@ class Tensor:
         Same shape and dtype as ``data``; filled (accumulated) by ``backward()``.
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "_node", "__weakref__")
+    # _home: where an optimizer keeps this parameter's gradient (set by optim.FlatGroup only)
+    __slots__ = ("data", "_grad", "requires_grad", "_node", "_home", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
     __hash__ = object.__hash__  # == is elementwise, identity stays the hash
 

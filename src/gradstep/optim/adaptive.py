@@ -40,41 +40,37 @@ class Adam(Optimizer):
         super()._validate(group)
         _check_betas(group["betas"])
 
-    def _step_group(self, group):
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
-        consts: dict = {}  # per (dtype, step): the step's scalars as 0-d arrays
-        for param in group["params"]:
-            g = param._grad
-            if g is None:
-                continue
-            p = param.data
-            state = self.state.setdefault(id(param), {})
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = np.zeros_like(p)
-                state["exp_avg_sq"] = np.zeros_like(p)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = np.zeros_like(p)
-            state["step"] += 1
-            t = state["step"]
-            c = consts.get((p.dtype, t))
-            if c is None:
-                c = consts[(p.dtype, t)] = as_dtype(
-                    p.dtype,
-                    1 - beta1,
-                    beta2,
-                    1 - beta2,
-                    (1 - beta2**t) ** 0.5,  # bias_correction2_sqrt
-                    eps,
-                    lr / (1 - beta1**t),  # step_size
-                )
-            if weight_decay:
-                if self.decoupled:
-                    p *= 1 - lr * weight_decay
-                else:
-                    g = g + weight_decay * p
-            self._update(p, g, state, *c)
+    def _context(self, group):
+        return {"group": group}  # per (dtype, step): the step's scalars as 0-d arrays
+
+    def _step_one(self, p, g, state, ctx):
+        group = ctx["group"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(p)
+            state["exp_avg_sq"] = np.zeros_like(p)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(p)
+        state["step"] += 1
+        t = state["step"]
+        lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
+        c = ctx.get((p.dtype, t))
+        if c is None:
+            c = ctx[(p.dtype, t)] = as_dtype(
+                p.dtype,
+                1 - beta1,
+                beta2,
+                1 - beta2,
+                (1 - beta2**t) ** 0.5,  # bias_correction2_sqrt
+                group["eps"],
+                lr / (1 - beta1**t),  # step_size
+            )
+        if weight_decay:
+            if self.decoupled:
+                p *= 1 - lr * weight_decay
+            else:
+                g = g + weight_decay * p
+        self._update(p, g, state, *c)
 
     def _update(self, p, g, state, one_minus_beta1, beta2, one_minus_beta2, bc2, eps, step_size):
         """One parameter's update, in place through one work array (scalars as 0-d arrays)."""

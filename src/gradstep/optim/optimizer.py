@@ -1,14 +1,23 @@
-"""Optimizer base: param_groups, per-parameter state, zero_grad, state_dict (step 3)."""
+"""Optimizer base: param_groups, per-parameter state, zero_grad, state_dict (step 3).
+
+Each parameter group keeps its parameters in one flat buffer (a :class:`FlatGroup`), so an
+update is a handful of whole-buffer NumPy calls instead of that many calls per parameter.
+"""
 
 from __future__ import annotations
 
 import abc
 import math
+import operator
 
 import numpy as np
 
 from gradstep.autograd import replayable
+from gradstep.backend import get_array_module
 from gradstep.tensor import Tensor
+
+_data = operator.attrgetter("data")
+_grad = operator.attrgetter("_grad")
 
 
 def _check(name: str, value, low: float = 0.0, high: float | None = None, open_high=True):
@@ -27,11 +36,142 @@ def as_dtype(dtype, *values) -> list:
     return [np.asarray(v, dtype) for v in values]
 
 
+def _views(flat, arrays) -> list:
+    """Consecutive views of ``flat`` shaped like ``arrays``."""
+    out, offset = [], 0
+    for a in arrays:
+        out.append(flat[offset : offset + a.size].reshape(a.shape))
+        offset += a.size
+    return out
+
+
+class FlatGroup:
+    """The parameters of one group, their gradients and their optimizer state, each in one
+    flat buffer, so one update is a few calls over all of them together.
+
+    At construction every parameter's ``.data`` becomes a view of ``data`` (same values) and
+    its ``_home`` a view of ``grad``: a compiled replay writes the parameter's gradient there
+    directly (see :class:`gradstep.autograd.Scratch`); an eager backward makes fresh gradient
+    arrays, which :meth:`ready` copies in. The per-parameter state dicts (what ``state_dict``
+    saves, PyTorch's format) hold views of the flat state arrays in ``state``.
+
+    The flat update gives the same bits as updating the parameters one by one: every update
+    rule is elementwise with the same scalars. It runs only when it is that update: all
+    parameters have a gradient and their states agree (same keys, same step count);
+    otherwise the optimizer updates the parameters one by one.
+    """
+
+    __slots__ = ("params", "data", "grad", "views", "homes", "state", "bound", "synced")
+
+    def __init__(self, params: list) -> None:
+        arrays = [p.data for p in params]
+        xp = get_array_module(*arrays)
+        n = sum(a.size for a in arrays)
+        self.params = params
+        self.data = xp.empty(n, arrays[0].dtype)
+        self.grad = xp.zeros(n, arrays[0].dtype)
+        self.views = _views(self.data, arrays)
+        self.homes = _views(self.grad, arrays)
+        self.state: dict = {}  # name -> flat array (per-parameter arrays are views) or scalar
+        self.bound: dict = {}  # name -> the flat array whose views the state dicts hold
+        self.synced = False
+        self.link()
+
+    @staticmethod
+    def fits(params: list) -> bool:
+        """Whether ``params`` can share one buffer: one array type and dtype, no repeats."""
+        first = params[0].data
+        return len({id(p) for p in params}) == len(params) and all(
+            type(p.data) is type(first) and p.data.dtype == first.dtype for p in params
+        )
+
+    def link(self) -> None:
+        """Make every parameter's ``.data`` its view again (after ``p.data = array``)."""
+        for p, v, h in zip(self.params, self.views, self.homes):
+            if p.data is not v:
+                if p.data.shape != v.shape or p.data.dtype != v.dtype:
+                    raise ValueError(
+                        f"a parameter's data was replaced by an array of shape {p.data.shape} "
+                        f"and dtype {p.data.dtype}; the optimizer holds it as {v.shape}, "
+                        f"{v.dtype}: make a new optimizer for a changed model"
+                    )
+                v[...] = p.data
+                p.data = v
+            p._home = h
+
+    def ready(self, states: dict) -> bool:
+        """Prepare a flat update; False when the parameters must be updated one by one."""
+        params = self.params
+        if not all(map(operator.is_, map(_data, params), self.views)):
+            self.link()
+        grads = list(map(_grad, params))
+        if not all(map(operator.is_, grads, self.homes)):
+            if any(g is None for g in grads):  # a parameter without gradient stays as it is
+                self.synced = False
+                return False
+            for h, g in zip(self.homes, grads):  # eager backward: fresh arrays
+                h[...] = g
+        if not self.synced:
+            self.synced = self._sync([states.get(id(p)) or {} for p in params])
+        return self.synced
+
+    def _sync(self, states: list) -> bool:
+        """Gather the per-parameter states into flat ones (they were updated one by one or
+        loaded); False if they disagree, so no flat update can follow from them."""
+        keys = list(states[0])
+        if any(list(s) != keys for s in states):
+            return False
+        for k in keys:
+            values = [s[k] for s in states]
+            first = values[0]
+            if type(first) is type(self.data):
+                if any(
+                    type(v) is not type(first) or v.shape != p.shape
+                    for v, p in zip(values, self.views)
+                ):
+                    return False
+                flat = self.state.get(k)
+                if flat is None or flat.dtype != first.dtype:
+                    flat = self.state[k] = get_array_module(first).empty(
+                        self.data.size, first.dtype
+                    )
+                for v, view in zip(values, _views(flat, self.views)):
+                    if v is not view:
+                        view[...] = v
+            elif any(v != first for v in values):
+                return False
+            else:
+                self.state[k] = first
+        for k in [k for k in self.state if k not in states[0]]:
+            del self.state[k]
+        self.bound.clear()
+        self.publish(states)
+        return True
+
+    def publish(self, states: list) -> None:
+        """After a flat update: the per-parameter states show the flat state (views, scalars)."""
+        for k, v in self.state.items():
+            if type(v) is type(self.data):
+                if self.bound.get(k) is not v:
+                    self.bound[k] = v
+                    for s, view in zip(states, _views(v, self.views)):
+                        s[k] = view
+            else:
+                for s in states:
+                    s[k] = v
+
+
 class Optimizer(abc.ABC):
     """Holds ``param_groups`` (lists of parameters with their hyperparameters) and ``state``.
 
     ``params`` is an iterable of Tensors or of dicts ``{"params": [...], "lr": ...}`` for
     per-group hyperparameters, as in PyTorch.
+
+    Unlike PyTorch, the optimizer moves each group's parameters into one flat buffer when it is
+    made (:class:`FlatGroup`): ``p.data`` becomes a view of it, with the same values. An update
+    is then a few calls over the whole buffer, which is most of a small model's step. Writing
+    into ``p.data`` (``p.data[...] = ...``, ``load_state_dict``) works as before; assigning
+    ``p.data = array`` is allowed too, and the next step copies that array into the buffer.
     """
 
     def __init__(self, params, defaults: dict):
@@ -43,6 +183,8 @@ class Optimizer(abc.ABC):
         self.param_groups: list[dict] = []
         self.state: dict = {}
         self._work: dict = {}  # id(param) -> a work array like it; not state, never saved
+        self._consts: dict = {}  # hyperparameters as 0-d arrays, for optimizers that keep them
+        self._flat: list = []  # a FlatGroup (or None) for each param group
         for g in groups:
             self.add_param_group(g)
 
@@ -57,6 +199,8 @@ class Optimizer(abc.ABC):
             group.setdefault(k, v)
         self._validate(group)
         self.param_groups.append(group)
+        ps = group["params"]
+        self._flat.append(FlatGroup(ps) if ps and FlatGroup.fits(ps) else None)
 
     #: Hyperparameters that must be >= 0; each optimizer names its own.
     nonnegative: tuple = ()
@@ -78,16 +222,33 @@ class Optimizer(abc.ABC):
 
     @replayable
     def step(self) -> None:
-        for group in self.param_groups:
-            self._step_group(group)
+        for group, flat in zip(self.param_groups, self._flat):
+            if flat is not None and flat.ready(self.state):
+                self._step_flat(group, flat)
+            else:
+                self._step_group(group)
+
+    def _step_flat(self, group: dict, flat: FlatGroup) -> None:
+        """One update of the whole flat buffer (its state published back per parameter)."""
+        self._step_one(flat.data, flat.grad, flat.state, self._context(group))
+        if flat.state:  # stateless rules (gradient descent) keep no per-parameter entries
+            states = self.state
+            flat.publish([states.setdefault(id(p), {}) for p in flat.params])
 
     def _step_group(self, group: dict) -> None:
-        """Update every parameter of ``group`` that has a gradient (subclasses may inline)."""
-        hyper = {k: group[k] for k in self.defaults}
+        """Update every parameter of ``group`` that has a gradient, one by one."""
+        ctx = self._context(group)
         for p in group["params"]:
             if p._grad is not None:
-                state = self.state.setdefault(id(p), {})
-                self._update(p.data, p._grad, state, **hyper)
+                self._step_one(p.data, p._grad, self.state.setdefault(id(p), {}), ctx)
+
+    def _context(self, group: dict) -> dict:
+        """What one step of ``group`` passes to every ``_step_one`` (its hyperparameters)."""
+        return {k: group[k] for k in self.defaults}
+
+    def _step_one(self, p, g, state: dict, ctx: dict) -> None:
+        """Update the array ``p`` (a parameter or a flat buffer) from its gradient ``g``."""
+        self._update(p, g, state, **ctx)
 
     def _work_like(self, p):
         """A work array shaped like the parameter array ``p``, kept between steps, so an
@@ -135,6 +296,9 @@ class Optimizer(abc.ABC):
         for saved, group in zip(groups, self.param_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {}
+        for flat in self._flat:
+            if flat is not None:
+                flat.synced = False
         for i, s in state_dict["state"].items():
             p = params[int(i)]
             self.state[id(p)] = {

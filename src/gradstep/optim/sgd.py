@@ -44,30 +44,29 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _step_group(self, group):
-        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        nesterov, weight_decay = group["nesterov"], group["weight_decay"]
-        if not (momentum or weight_decay):  # gradient descent: no state, nothing to keep
-            lrs: dict = {}
-            for param in group["params"]:
-                g = param._grad
-                if g is not None:
-                    p = param.data
-                    c = lrs.get(p.dtype)
-                    if c is None:
-                        c = lrs[p.dtype] = np.asarray(lr, p.dtype)
-                    p -= g * c
-            return
-        consts: dict = {}
+        if group["momentum"] or group["weight_decay"]:
+            return super()._step_group(group)
+        ctx = self._context(group)  # gradient descent: no state, nothing to keep
         for param in group["params"]:
             g = param._grad
-            if g is None:
-                continue
-            p = param.data
-            c = consts.get(p.dtype)
-            if c is None:
-                c = consts[p.dtype] = as_dtype(p.dtype, lr, momentum, 1 - dampening)
-            state = self.state.setdefault(id(param), {})
-            self._update(p, g, state, *c, nesterov, weight_decay)
+            if g is not None:
+                self._step_one(param.data, g, None, ctx)
+
+    def _context(self, group):
+        return group
+
+    def _step_one(self, p, g, state, group):
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        key = (p.dtype, lr, momentum, dampening)
+        c = self._consts.get(key)  # the scalars as 0-d arrays, kept while they stay the same
+        if c is None:
+            if len(self._consts) > 64:  # a scheduler changes lr every step
+                self._consts.clear()
+            c = self._consts[key] = as_dtype(p.dtype, lr, momentum, 1 - dampening)
+        if not (momentum or group["weight_decay"]):
+            p -= g * c[0]
+            return
+        self._update(p, g, state, *c, group["nesterov"], group["weight_decay"])
 
     def _update(self, p, g, state, lr, momentum, undamped, nesterov, weight_decay):
         """p -= lr * g (or the momentum buffer); ``lr``, ``momentum`` and ``undamped``
