@@ -102,21 +102,33 @@ class Scratch:
     ``out=s and s.get(name, like)``: the same NumPy call either way, hence the same bits. The
     trace names in ``deny`` the results that escape the step (returned or viewed by a returned
     value, assigned as a ``.grad``, or adopted as a leaf's gradient): for those ``get`` returns
-    None and the op allocates a fresh array every time.
+    None and the op allocates a fresh array every time. ``keep=False`` (small ops, where
+    NumPy's own allocation is faster) denies every name.
+
+    ``homes`` maps ``"g{i}"`` to ``(leaf, array)`` for an input that is an optimizer's
+    parameter (:class:`gradstep.optim.optimizer.FlatGroup`): its gradient is written straight
+    into the optimizer's flat gradient buffer, when the leaf has no gradient yet (else the
+    op allocates and the engine adds, as in eager execution).
     """
 
-    __slots__ = ("arrays", "deny")
+    __slots__ = ("arrays", "deny", "homes", "keep")
 
-    def __init__(self, deny=()) -> None:
+    def __init__(self, deny=(), homes=None, keep: bool = True) -> None:
         self.arrays: dict = {}
         self.deny = frozenset(deny)
+        self.homes: dict = homes or {}
+        self.keep = keep
 
     def get(self, name: str, like, shape=None, dtype=None):
         """The array kept under ``name`` (allocated like ``like`` on first use), or None."""
         a = self.arrays.get(name)
-        if a is None and name not in self.deny:
-            # empty_like dispatches to the array's own module (NumPy or CuPy)
-            a = self.arrays[name] = np.empty_like(like, dtype=dtype, order="C", shape=shape)
+        if a is None:
+            home = self.homes.get(name)
+            if home is not None:
+                return home[1] if home[0]._grad is None else None
+            if self.keep and name not in self.deny:
+                # empty_like dispatches to the array's own module (NumPy or CuPy)
+                a = self.arrays[name] = np.empty_like(like, dtype=dtype, order="C", shape=shape)
         return a
 
 
@@ -249,6 +261,16 @@ def _accumulate_leaf(leaf, g, handed: set) -> None:
         handed.add(id(leaf._grad))
     else:
         leaf._grad += g
+
+
+def _accumulate_home(leaf, g, handed: set) -> None:
+    """:func:`_accumulate_leaf` for a leaf whose op wrote ``g`` into the leaf's gradient home
+    (an optimizer's buffer, see :class:`Scratch`): adopted as it is, not copied."""
+    if g is leaf._home and leaf._grad is None:
+        leaf._grad = g
+        handed.add(id(g))
+    else:
+        _accumulate_leaf(leaf, g, handed)
 
 
 def replayable(func):

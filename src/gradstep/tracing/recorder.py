@@ -31,13 +31,16 @@ class Tracer:
             "_array": np.array,
             "_unbroadcast": autograd.unbroadcast,
             "_acc": autograd._accumulate_leaf,
+            "_acch": autograd._accumulate_home,
         }
         self.modules: dict[int, object] = {}
         self.functions: list = []  # (Function instance, needs_input_grad) to restore afterwards
         self.op_lines: dict = {}  # index in self.lines -> the Function instance it calls
         self.op_bytes: dict = {}  # id(Function instance) -> bytes of its output
+        self.saved_bytes: dict = {}  # id(Function instance) -> bytes of what it saved
         self.accumulated: set = set()  # names of the leaf tensors the backward fills
         self.assigned: list = []  # arrays the step assigns as a .grad (they escape it)
+        self.homed: set = set()  # (id(op), input position) whose gradient goes to its home
         self.problem: str | None = None
         self._n = 0
 
@@ -113,6 +116,7 @@ class Tracer:
         self.emit(f"{out} = {call}", " ".join(operands), out)
         self.op_lines[len(self.lines) - 1] = fn
         self.op_bytes[id(fn)] = result.data.nbytes
+        self.saved_bytes[id(fn)] = sum(getattr(v, "nbytes", 0) for v in vars(fn).values())
 
     def record_derived(self, f, *operands_and_result) -> None:
         """``result = f(*operands)`` computed outside the graph (conversions, comparisons)."""
