@@ -28,6 +28,29 @@ def get_array_module(*arrays: object):
     return np
 
 
+_consts: dict = {}
+
+
+def const(value, like, dtype=None):
+    """``value`` as a 0-d array of ``dtype`` (default ``like``'s) in ``like``'s array module,
+    made once and kept read-only.
+
+    NumPy rounds a Python number into the other operand's dtype in every call, and that is
+    the slow part of a small op (``np.multiply(2, a)`` takes twice as long as with a 0-d
+    array); the 0-d array gives the same bits.
+    """
+    dtype = like.dtype if dtype is None else dtype
+    key = (value, dtype, type(like))
+    c = _consts.get(key)
+    if c is None:
+        if len(_consts) > 1024:  # e.g. a new batch size each call: keep it bounded
+            _consts.clear()
+        c = get_array_module(like).asarray(value, dtype=dtype)
+        c.flags.writeable = False
+        _consts[key] = c
+    return c
+
+
 def get_default_dtype() -> np.dtype:
     """The dtype that floating input becomes when no ``dtype=`` is given (float32 at start)."""
     return _default_dtype

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradstep.autograd import Function
+from gradstep.backend import const
 
 
 def stable_sigmoid(x, out=None, scratch=None):
@@ -16,13 +17,14 @@ def stable_sigmoid(x, out=None, scratch=None):
     ``out`` and ``scratch`` (a :class:`~gradstep.autograd.Scratch`) let a replay reuse them too.
     """
     s = scratch
-    positive = np.greater_equal(x, 0, out=s and s.get("mask", x, dtype=bool))
+    zero, one = const(0, x), const(1, x)  # 0-d arrays: faster than Python numbers, same bits
+    positive = np.greater_equal(x, zero, out=s and s.get("mask", x, dtype=bool))
     y = np.abs(x, out=np.empty_like(x) if out is None else out)  # an array even for 0-d x
     np.negative(y, out=y)
     np.exp(y, out=y)  # e = exp(-|x|)
-    d = np.add(y, 1, out=s and s.get("d", x))
+    d = np.add(y, one, out=s and s.get("d", x))
     np.divide(y, d, out=y)  # e / (1 + e), the x < 0 branch
-    np.divide(1, d, out=y, where=positive)  # 1 / (1 + e) where x >= 0
+    np.divide(one, d, out=y, where=positive)  # 1 / (1 + e) where x >= 0
     return y
 
 
@@ -39,7 +41,7 @@ class Sigmoid(Function):
     def backward(self, g):
         y, s = self.y, self.scratch
         gx = np.multiply(g, y, out=s and s.get("g0", y))
-        gx *= np.subtract(1, y, out=s and s.get("1-y", y))
+        gx *= np.subtract(const(1, y), y, out=s and s.get("1-y", y))
         return gx
 
 
@@ -50,9 +52,10 @@ class ReLU(Function):
 
     def forward(self, x):
         s = self.scratch
-        self.mask = np.greater(x, 0, out=s and s.get("mask", x, dtype=bool))
+        zero = const(0, x)
+        self.mask = np.greater(x, zero, out=s and s.get("mask", x, dtype=bool))
         # not x * mask: that turns -inf into NaN
-        return np.maximum(x, 0, out=s and s.get("out", x))
+        return np.maximum(x, zero, out=s and s.get("out", x))
 
     def backward(self, g):
         s = self.scratch

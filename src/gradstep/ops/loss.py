@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradstep.autograd import Function
+from gradstep.backend import const
 from gradstep.ops.activation import stable_sigmoid
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -26,7 +27,7 @@ def _reduce(loss, reduction):
 def _scale(g, n, reduction, dtype):
     """The factor each element's gradient gets from the reduction."""
     if reduction == "mean":
-        return g / np.asarray(n, dtype=dtype)
+        return np.divide(g, const(n, g, dtype))
     return g
 
 
@@ -170,7 +171,7 @@ class MSE(Function):
 
     def backward(self, g):
         d, s = self.d, self.scratch
-        ga = np.multiply(2, d, out=s and s.get("g0", d))
+        ga = np.multiply(const(2, d), d, out=s and s.get("g0", d))
         ga *= _scale(g, d.size, self.reduction, d.dtype)
         return ga, (np.negative(ga, out=s and s.get("g1", d)) if self.needs_input_grad[1] else None)
 

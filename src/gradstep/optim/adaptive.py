@@ -57,7 +57,7 @@ class Adam(Optimizer):
         c = ctx.get((p.dtype, t))
         if c is None:
             c = ctx[(p.dtype, t)] = as_dtype(
-                p.dtype,
+                p,
                 1 - beta1,
                 beta2,
                 1 - beta2,

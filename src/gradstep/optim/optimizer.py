@@ -27,13 +27,14 @@ def _check(name: str, value, low: float = 0.0, high: float | None = None, open_h
         raise ValueError(f"invalid {name}: {value!r} (must be < {high})")
 
 
-def as_dtype(dtype, *values) -> list:
-    """Python numbers as 0-d arrays of ``dtype``.
+def as_dtype(like, *values) -> list:
+    """Python numbers as 0-d arrays of ``like``'s dtype and array module (NumPy or CuPy).
 
     NumPy rounds a Python float to the array's dtype inside each operation (NEP 50); doing it
     once per step gives the same bits and saves that conversion in every call of the update.
     """
-    return [np.asarray(v, dtype) for v in values]
+    xp = get_array_module(like)
+    return [xp.asarray(v, like.dtype) for v in values]
 
 
 def _views(flat, arrays) -> list:

@@ -57,12 +57,12 @@ class SGD(Optimizer):
 
     def _step_one(self, p, g, state, group):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        key = (p.dtype, lr, momentum, dampening)
+        key = (p.dtype, type(p), lr, momentum, dampening)
         c = self._consts.get(key)  # the scalars as 0-d arrays, kept while they stay the same
         if c is None:
             if len(self._consts) > 64:  # a scheduler changes lr every step
                 self._consts.clear()
-            c = self._consts[key] = as_dtype(p.dtype, lr, momentum, 1 - dampening)
+            c = self._consts[key] = as_dtype(p, lr, momentum, 1 - dampening)
         if not (momentum or group["weight_decay"]):
             p -= g * c[0]
             return
