@@ -2,9 +2,14 @@
 
 Manual forward and backward; parameters, gradients and optimizer state in flat preallocated
 buffers (so each optimizer update is a few whole-buffer calls, not a loop over parameters);
-activations and gradients in buffers allocated once per batch size; ``out=`` everywhere. No
-autograd, no graph, no Python object per op: what any NumPy engine's step can at best cost.
-Checked equal to PyTorch in float64 by tests/test_benchmarks.py.
+activations and gradients in buffers allocated once per batch size; ``out=`` everywhere;
+scalars as 0-d arrays made once (NumPy converts a Python number on every call). No autograd,
+no graph, no Python object per op: what any NumPy engine's step can at best cost.
+
+It computes the same function as gradstep, operation for operation (the sign-split sigmoid,
+the pairwise sum of the loss, Adam in PyTorch's order), so in float32 it gives gradstep's
+bits exactly and the ratio between the two is overhead only. tests/test_benchmarks.py checks
+that, and that it equals PyTorch in float64.
 """
 
 from __future__ import annotations
@@ -22,16 +27,16 @@ def _views(flat, shapes) -> list:
     return out
 
 
-def _sigmoid(z, e, mask):
+def _sigmoid(z, e, mask, zero, one):
     """e <- sigmoid(z), the way gradstep computes it (split by sign, so no overflow
     and full relative precision in both tails: the same function, not a cheaper one)."""
-    np.greater_equal(z, 0, out=mask)
+    np.greater_equal(z, zero, out=mask)
     np.abs(z, out=e)
     np.negative(e, out=e)
     np.exp(e, out=e)  # e = exp(-|z|)
-    np.add(e, 1, out=z)  # d = 1 + e
+    np.add(e, one, out=z)  # d = 1 + e
     np.divide(e, z, out=e)  # e / d where z < 0
-    np.divide(1, z, out=e, where=mask)  # 1 / d where z >= 0: e holds sigmoid(z), z is free
+    np.divide(one, z, out=e, where=mask)  # 1 / d where z >= 0: e holds sigmoid(z), z is free
 
 
 class HandMLP:
@@ -54,6 +59,9 @@ class HandMLP:
         self.t = 0
         self.sizes, self.dtype = sizes, dtype
         self._batch: dict = {}
+        c = dict(zero=0, one=1, two=2, lr=lr, momentum=momentum, eps=1e-8)
+        c.update(b1c=1 - 0.9, b2=0.999, b2c=1 - 0.999)  # computed as gradstep's Adam does
+        self.c = {k: np.asarray(v, dtype) for k, v in c.items()}  # scalars as 0-d arrays
 
     def load(self, weights, biases):
         for dst, src in zip(self.W + self.b, list(weights) + list(biases)):
@@ -70,7 +78,10 @@ class HandMLP:
                 "s": [np.empty((n, o), dt) for o in sizes[1:]],  # sigmoid output / relu mask
                 "mask": [np.empty((n, o), bool) for o in sizes[1:]],
                 "col": np.empty((n, 1), dt),
+                "finite": np.empty((n, 1), bool),
                 "rows": np.arange(n),
+                "n": np.asarray(n, dt),  # what cross-entropy's mean divides by
+                "size": np.asarray(n * sizes[-1], dt),  # and MSE's
             }
             self._batch[n] = buf
         return buf
@@ -78,7 +89,8 @@ class HandMLP:
     def step(self, x, y) -> float:
         n = len(x)
         buf = self._buffers(n)
-        z, d, s = buf["z"], buf["d"], buf["s"]
+        z, d, s, c = buf["z"], buf["d"], buf["s"], self.c
+        zero, one = c["zero"], c["one"]
         last = len(self.W) - 1
         acts = [x]  # the input of each layer
         for k, (w, b) in enumerate(zip(self.W, self.b)):
@@ -86,73 +98,69 @@ class HandMLP:
             z[k] += b
             if k < last:
                 if self.act == "sigmoid":
-                    _sigmoid(z[k], s[k], buf["mask"][k])
+                    _sigmoid(z[k], s[k], buf["mask"][k], zero, one)
                     acts.append(s[k])
                 else:
-                    np.maximum(z[k], 0, out=z[k])
+                    np.maximum(z[k], zero, out=z[k])
                     acts.append(z[k])
-        out, dl = z[last], d[last]
-        if self.loss == "mse":
+        out, dl, tmp = z[last], d[last], s[last]
+        inv_n = np.divide(one, buf["n"] if self.loss == "ce" else buf["size"])
+        if self.loss == "mse":  # as gradstep: pairwise sum of squares; 2 d, then times 1/n
             np.subtract(out, y, out=dl)
-            loss = float(np.vdot(dl, dl)) / dl.size
-            dl *= 2 / dl.size
-        else:  # cross-entropy with integer labels
-            col, rows = buf["col"], buf["rows"]
+            loss = float(np.multiply(dl, dl, out=tmp).sum() / dl.size)
+            np.multiply(c["two"], dl, out=dl)
+            dl *= inv_n
+        else:  # cross-entropy with integer labels, as gradstep's stable log-softmax
+            col, rows, finite = buf["col"], buf["rows"], buf["finite"]
             np.max(out, axis=1, keepdims=True, out=col)
+            np.isfinite(col, out=finite)
+            np.logical_not(finite, out=finite)
+            np.copyto(col, zero, where=finite)  # a row of -inf or nan shifts by 0
             np.subtract(out, col, out=dl)
+            np.exp(dl, out=tmp)
+            np.sum(tmp, axis=1, keepdims=True, out=col)
+            np.log(col, out=col)
+            dl -= col  # log-probabilities
             picked = dl[rows, y]
+            loss = float(np.negative(picked, out=picked).sum() / n)
             np.exp(dl, out=dl)
-            np.sum(dl, axis=1, keepdims=True, out=col)
-            loss = float(np.log(col).sum() - picked.sum()) / n
-            dl /= col
-            dl[rows, y] -= 1
-            dl /= n
+            dl[rows, y] -= one
+            dl *= inv_n
         for k in range(last, -1, -1):
             np.matmul(d[k].T, acts[k], out=self.gW[k])
             np.sum(d[k], axis=0, out=self.gb[k])
             if k:
-                np.matmul(d[k], self.W[k], out=d[k - 1])
+                dk = np.matmul(d[k], self.W[k], out=d[k - 1])
                 ak = acts[k]
-                if self.act == "sigmoid":  # a (1 - a), in z's buffer (free after the forward)
-                    sk = z[k - 1]
-                    np.subtract(1, ak, out=sk)
-                    sk *= ak
+                if self.act == "sigmoid":  # g a, then times (1 - a), in z's free buffer
+                    dk *= ak
+                    dk *= np.subtract(one, ak, out=z[k - 1])
                 else:
-                    sk = s[k - 1]
-                    np.greater(ak, 0, out=sk)
-                d[k - 1] *= sk
+                    dk *= np.greater(ak, zero, out=s[k - 1])
         self._update()
         return loss
 
     def _update(self):
-        p, g, tmp, lr = self.flat, self.grad, self.tmp, self.lr
+        p, g, tmp, c = self.flat, self.grad, self.tmp, self.c
         if self.opt == "sgd":
-            np.multiply(g, lr, out=tmp)
-            p -= tmp
+            p -= np.multiply(g, c["lr"], out=tmp)
         elif self.opt == "momentum":
             if self.t == 0:
                 self.m[...] = g
             else:
-                self.m *= self.momentum
+                self.m *= c["momentum"]
                 self.m += g
-            np.multiply(self.m, lr, out=tmp)
-            p -= tmp
-        else:  # adam, PyTorch's defaults
-            b1, b2, eps = 0.9, 0.999, 1e-8
+            p -= np.multiply(self.m, c["lr"], out=tmp)
+        else:  # adam, PyTorch's defaults and order of operations
             t = self.t + 1
-            c1, c2 = 1 - b1**t, (1 - b2**t) ** 0.5
+            bc2 = np.asarray((1 - 0.999**t) ** 0.5, self.dtype)
+            step_size = np.asarray(self.lr / (1 - 0.9**t), self.dtype)
             m, v = self.m, self.v
-            np.subtract(g, m, out=tmp)
-            tmp *= 1 - b1
-            m += tmp
-            v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
-            v += tmp
+            m += np.multiply(np.subtract(g, m, out=tmp), c["b1c"], out=tmp)
+            v *= c["b2"]
+            v += np.multiply(np.multiply(g, c["b2c"], out=tmp), g, out=tmp)
             np.sqrt(v, out=tmp)
-            tmp /= c2
-            tmp += eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= lr / c1
-            p -= tmp
+            tmp /= bc2
+            tmp += c["eps"]
+            p -= np.multiply(np.divide(m, tmp, out=tmp), step_size, out=tmp)
         self.t += 1
