@@ -508,3 +508,33 @@ def test_bad_arguments():
         gs.compile(3)
     with pytest.raises(ValueError, match="max_traces"):
         gs.compile(lambda: None, max_traces=0)
+
+
+def test_replay_skips_the_checks_its_signature_fixes_but_not_value_checks(monkeypatch):
+    from gradstep.ops import linalg
+
+    calls = []
+    check = linalg.Linear.check
+    monkeypatch.setattr(
+        linalg.Linear, "check", staticmethod(lambda *a: calls.append(1) or check(*a))
+    )
+    gs.manual_seed(0)
+    model = nn.mlp(3, [5], 4)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    @gs.compile
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    x = gs.randn(6, 3)
+    for _ in range(3):
+        step(x, np.array([0, 1, 2, 3, 0, 1]))
+    assert step.replays == 2 and len(calls) == 2  # the trace's two layers only
+    with pytest.raises(ValueError, match="label 7 at index 2 is outside"):
+        step(x, np.array([0, 1, 7, 3, 0, 1]))  # labels are values: checked in every replay
+    with pytest.raises(ValueError, match="does not fit a weight"):
+        model(gs.randn(6, 2))  # and eager calls still check shapes

@@ -42,6 +42,11 @@ class Function(abc.ABC):
     scratch = None
     #: Whether the op writes its results into ``scratch`` (a replay then gives it one).
     uses_scratch = False
+    #: None, or a static method that raises on arguments the op cannot take, from what a
+    #: compiled step's signature fixes (shapes, dtypes, Python parameters): ``apply`` calls it
+    #: before ``forward``, a replay does not. Checks of values (labels in range) stay in
+    #: ``forward``.
+    check = None
 
     @abc.abstractmethod
     def forward(self, *arrays):
@@ -73,6 +78,8 @@ class Function(abc.ABC):
             else:
                 arrays.append(a)
             needs.append(False)
+        if cls.check is not None:
+            cls.check(*arrays, **params)
         if track and _grad_enabled:
             fn.needs_input_grad = tuple(needs)
             out = fn.forward(*arrays, **params)

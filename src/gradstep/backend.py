@@ -39,15 +39,16 @@ def const(value, like, dtype=None):
     the slow part of a small op (``np.multiply(2, a)`` takes twice as long as with a 0-d
     array); the 0-d array gives the same bits.
     """
-    dtype = like.dtype if dtype is None else dtype
-    key = (value, dtype, type(like))
-    c = _consts.get(key)
-    if c is None:
-        if len(_consts) > 1024:  # e.g. a new batch size each call: keep it bounded
-            _consts.clear()
-        c = get_array_module(like).asarray(value, dtype=dtype)
-        c.flags.writeable = False
-        _consts[key] = c
+    key = (value, like.dtype if dtype is None else dtype, type(like))
+    try:
+        return _consts[key]
+    except KeyError:
+        pass
+    if len(_consts) > 1024:  # e.g. a new batch size each call: keep it bounded
+        _consts.clear()
+    c = get_array_module(like).asarray(value, dtype=key[1])
+    c.flags.writeable = False
+    _consts[key] = c
     return c
 
 

@@ -19,7 +19,9 @@ def stable_sigmoid(x, out=None, scratch=None):
     s = scratch
     zero, one = const(0, x), const(1, x)  # 0-d arrays: faster than Python numbers, same bits
     positive = np.greater_equal(x, zero, out=s and s.get("mask", x, dtype=bool))
-    y = np.abs(x, out=np.empty_like(x) if out is None else out)  # an array even for 0-d x
+    if out is None and not x.ndim:  # a 0-d x: an array out, not a NumPy scalar
+        out = np.empty_like(x)
+    y = np.abs(x, out=out)
     np.negative(y, out=y)
     np.exp(y, out=y)  # e = exp(-|x|)
     d = np.add(y, one, out=s and s.get("d", x))

@@ -54,17 +54,20 @@ class Linear(Function):
 
     uses_scratch = True
 
-    def forward(self, x, weight, bias=None):
+    @staticmethod
+    def check(x, weight, bias=None):
         if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
             raise ValueError(
                 f"linear: input of shape {x.shape} does not fit a weight of shape "
                 f"{weight.shape} (expects {weight.shape[1]} features in the last dimension)"
             )
-        if x.dtype != weight.dtype:
+        if x.dtype is not weight.dtype and x.dtype != weight.dtype:  # `is`: the common case
             raise TypeError(
                 f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}; "
                 "convert the input (.float() / .double()) or the model"
             )
+
+    def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
         s = self.scratch
         y = np.matmul(x, weight.T, out=s and s.get("out", x, x.shape[:-1] + weight.shape[:1]))

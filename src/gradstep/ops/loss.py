@@ -43,6 +43,16 @@ def _check(name, pred, target, reduction):
         )
 
 
+def _checker(name):
+    """The ``Function.check`` of a loss of two same-shaped arrays (run once per shape when
+    compiled)."""
+
+    def check(pred, target, reduction="mean", **_):
+        _check(name, pred, target, reduction)
+
+    return check
+
+
 def stable_log_softmax(x, axis):
     """(x - m) - log(sum(exp(x - m))) with m the max along ``axis``.
 
@@ -142,8 +152,9 @@ class BCEWithLogits(Function):
     dx = sigma(x) - t, dt = -x, with s = sigma(x).
     """
 
+    check = staticmethod(_checker("binary_cross_entropy_with_logits"))
+
     def forward(self, x, t, reduction="mean"):
-        _check("binary_cross_entropy_with_logits", x, t, reduction)
         self.x, self.t, self.reduction = x, t, reduction
         loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
         return _reduce(loss, reduction)
@@ -161,8 +172,9 @@ class MSE(Function):
 
     uses_scratch = True
 
+    check = staticmethod(_checker("mse_loss"))
+
     def forward(self, a, b, reduction="mean"):
-        _check("mse_loss", a, b, reduction)
         s = self.scratch
         self.d, self.reduction = np.subtract(a, b, out=s and s.get("d", a)), reduction
         # with reduction='none' the squares are the output itself
@@ -179,8 +191,9 @@ class MSE(Function):
 class L1(Function):
     """loss = |a - b| (the lecture's MAE);  da = sign(a - b), db = -da."""
 
+    check = staticmethod(_checker("l1_loss"))
+
     def forward(self, a, b, reduction="mean"):
-        _check("l1_loss", a, b, reduction)
         self.d, self.reduction = a - b, reduction
         return _reduce(np.abs(self.d), reduction)
 
@@ -192,8 +205,9 @@ class L1(Function):
 class Huber(Function):
     """loss = d^2 / 2 if |d| < delta else delta (|d| - delta / 2), d = a - b;  da = clip(d)."""
 
+    check = staticmethod(_checker("huber_loss"))
+
     def forward(self, a, b, reduction="mean", delta=1.0):
-        _check("huber_loss", a, b, reduction)
         if not delta > 0:
             raise ValueError(f"huber_loss: delta must be positive, got {delta}")
         self.d, self.reduction, self.delta = a - b, reduction, delta
