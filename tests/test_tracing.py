@@ -538,3 +538,12 @@ def test_replay_skips_the_checks_its_signature_fixes_but_not_value_checks(monkey
         step(x, np.array([0, 1, 7, 3, 0, 1]))  # labels are values: checked in every replay
     with pytest.raises(ValueError, match="does not fit a weight"):
         model(gs.randn(6, 2))  # and eager calls still check shapes
+
+
+def test_replacing_a_parameter_with_another_shape_is_a_clear_error():
+    w = gs.tensor(np.ones((2, 3)), requires_grad=True)
+    opt = optim.SGD([w], lr=0.1)
+    w.data = np.zeros((4, 3), np.float32)
+    (w * w).sum().backward()
+    with pytest.raises(ValueError, match=r"shape \(4, 3\).*holds it as \(2, 3\)"):
+        opt.step()
