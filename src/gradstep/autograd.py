@@ -18,10 +18,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from gradstep.backend import const
+
 #: Set by :mod:`gradstep.tensor` on import (it imports this module; this breaks the cycle).
 Tensor = None
 
 _grad_enabled = True
+_new = object.__new__
 _anomaly = False
 #: The active gradstep.tracing.recorder.Tracer while a compiled step is traced, else None.
 _tracer = None
@@ -94,7 +97,11 @@ class Function(abc.ABC):
         generic = isinstance(out, np.generic)
         if generic:  # NumPy returns scalars for 0-d results
             out = np.asarray(out)
-        result = Tensor._make(out, node is not None, node)
+        result = _new(Tensor)  # Tensor._make inlined: this runs once per op
+        result.data = out
+        result._grad = None
+        result.requires_grad = node is not None
+        result._node = node
         if _tracer is not None:
             _tracer.record_op(fn, args, params, result, generic)
         return result
@@ -188,13 +195,15 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             "backward() on a tensor that does not require grad: no input of the computation "
             "had requires_grad=True (or it ran under no_grad())"
         )
+    data = root.data
     if grad is None:
-        if root.data.size != 1:
+        if data.size != 1:
             raise ValueError(
                 f"backward() without a gradient needs a scalar output, got shape "
                 f"{root.shape}; reduce it first (e.g. .sum() or .mean()) or pass grad="
             )
-        grad = np.ones_like(root.data)
+        # a loss is 0-d: copying a kept 1 is a third of the cost of ones_like
+        grad = const(1, data).copy() if data.ndim == 0 else np.ones_like(data)
     else:
         grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
         if grad.shape != root.shape:
@@ -209,28 +218,42 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         _accumulate_leaf(root, grad, handed)  # a trace refuses this case in record_backward
         return
     grads = {id(root): grad}
+    anomaly = _anomaly
     for t in _topological_order(root):
-        node = t._node
         g = grads.pop(id(t), None)
         if g is None:  # no path from root carried a gradient here
             continue
+        node = t._node
         in_grads = node.backward(g)
         tupled = type(in_grads) is tuple
         if not tupled:
             in_grads = (in_grads,)
         if rec is not None:
             rec.append(("node", t, node, tupled, retain_graph))
-        if _anomaly:
+        if anomaly:
             _check_finite(node, in_grads)
-        for pos, (inp, need, ig) in enumerate(zip(node.inputs, node.needs_input_grad, in_grads)):
+        pos = -1
+        for inp, need, ig in zip(node.inputs, node.needs_input_grad, in_grads):
+            pos += 1
             if not need or ig is None:
                 continue
-            reshaped = ig.shape != inp.data.shape
+            data = inp.data
+            reshaped = ig.shape != data.shape
             if reshaped:
-                ig = unbroadcast(ig, inp.data.shape)
+                ig = unbroadcast(ig, data.shape)
             if inp._node is None:
-                _accumulate_leaf(inp, ig, handed)
                 kind = "leaf"
+                if (  # the common case of _accumulate_leaf, inlined: adopt a fresh array
+                    inp._grad is None
+                    and type(ig) is np.ndarray
+                    and ig.base is None
+                    and ig.dtype == data.dtype
+                    and id(ig) not in handed
+                ):
+                    inp._grad = ig
+                    handed.add(id(ig))
+                else:
+                    _accumulate_leaf(inp, ig, handed)
             else:
                 key = id(inp)
                 prev = grads.get(key)
