@@ -87,6 +87,32 @@ def test_second_backward_through_freed_graph_is_an_error_unless_retained():
         y.backward()
 
 
+def test_freed_graph_met_in_the_middle_of_a_pass_is_the_same_error():
+    x = gs.tensor(2.0, requires_grad=True)
+    y = x * x
+    (y * 2.0).backward()  # frees y's node
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        (y * 3.0).backward()
+
+
+def test_a_tensor_used_early_and_late_waits_for_every_consumer():
+    # The pass takes the waiting node made last: h (made first) is used by k, by m (made
+    # last) and through the long chain, and must not run before all of them gave to it.
+    rng = np.random.default_rng(1)
+    xv = rng.standard_normal(4)
+    ours = gs.tensor(xv, dtype=np.float64, requires_grad=True)
+    theirs = torch.tensor(xv, requires_grad=True)
+    for x in (ours, theirs):
+        h = x * 2.0
+        k = h.tanh()
+        chain = k
+        for _ in range(5):
+            chain = chain * 1.1 + h
+        (chain * h + k.exp()).sum().backward()
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12)
+    assert gradcheck(lambda x: (x * 2.0).tanh() * (x * 2.0), ours.detach().requires_grad_())
+
+
 def test_detect_anomaly_names_the_op_and_the_users_line():
     x = gs.tensor([0.0, 1.0], dtype=np.float64, requires_grad=True)
     with np.errstate(invalid="ignore", divide="ignore"), gs.detect_anomaly():

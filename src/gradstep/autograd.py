@@ -12,9 +12,11 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
+import itertools
 import os
 import traceback
 from collections.abc import Iterator
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -25,6 +27,8 @@ Tensor = None
 
 _grad_enabled = True
 _new = object.__new__
+#: Numbers the nodes in the order they are made (see :func:`backward`).
+_next_seq = itertools.count().__next__
 _anomaly = False
 #: The active gradstep.tracing.recorder.Tracer while a compiled step is traced, else None.
 _tracer = None
@@ -40,6 +44,8 @@ class Function(abc.ABC):
 
     inputs = None
     needs_input_grad: tuple = ()
+    #: When the node was made, counting from the start of the process; its inputs' are lower.
+    seq = -1
     created_at = None
     #: None in eager execution; a :class:`Scratch` when a compiled step replays this op.
     scratch = None
@@ -87,6 +93,7 @@ class Function(abc.ABC):
             fn.needs_input_grad = tuple(needs)
             out = fn.forward(*arrays, **params)
             fn.inputs = args
+            fn.seq = _next_seq()
             if _anomaly:
                 fn.created_at = _user_frame()
             node = fn
@@ -159,32 +166,11 @@ def unbroadcast(grad, shape: tuple):
     return grad.reshape(shape)
 
 
-def _topological_order(root) -> list:
-    """Non-leaf tensors reachable from ``root``, each after every tensor that consumes it.
-
-    Iterative depth-first search, so a chain of any length never meets the recursion limit.
-    """
-    order = []
-    visited = {id(root)}
-    stack = [(root, False)]
-    while stack:
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        stack.append((t, True))
-        inputs = t._node.inputs
-        if inputs is None:
-            raise RuntimeError(
-                "backward through a graph that was already freed: a second backward() through "
-                "the same ops needs retain_graph=True on the first call"
-            )
-        for inp, need in zip(inputs, t._node.needs_input_grad):
-            if need and inp._node is not None and id(inp) not in visited:
-                visited.add(id(inp))
-                stack.append((inp, False))
-    order.reverse()
-    return order
+def _freed_error() -> RuntimeError:
+    return RuntimeError(
+        "backward through a graph that was already freed: a second backward() through "
+        "the same ops needs retain_graph=True on the first call"
+    )
 
 
 def backward(root, grad=None, retain_graph: bool = False) -> None:
@@ -217,12 +203,17 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     if root._node is None:
         _accumulate_leaf(root, grad, handed)  # a trace refuses this case in record_backward
         return
-    grads = {id(root): grad}
+    # A node's inputs are made before it, so taking the waiting node made last is always a
+    # topological order: the pass needs no sort of its own. The heap holds (negated) numbers
+    # of the nodes a gradient is waiting for; `pending` the tensor and that gradient.
+    node = root._node
+    if node.inputs is None:
+        raise _freed_error()
+    pending = {node.seq: (root, grad)}
+    heap = [-node.seq]
     anomaly = _anomaly
-    for t in _topological_order(root):
-        g = grads.pop(id(t), None)
-        if g is None:  # no path from root carried a gradient here
-            continue
+    while heap:
+        t, g = pending.pop(-heappop(heap))
         node = t._node
         in_grads = node.backward(g)
         tupled = type(in_grads) is tuple
@@ -241,7 +232,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             reshaped = ig.shape != data.shape
             if reshaped:
                 ig = unbroadcast(ig, data.shape)
-            if inp._node is None:
+            made_by = inp._node
+            if made_by is None:
                 kind = "leaf"
                 if (  # the common case of _accumulate_leaf, inlined: adopt a fresh array
                     inp._grad is None
@@ -255,14 +247,17 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 else:
                     _accumulate_leaf(inp, ig, handed)
             else:
-                key = id(inp)
-                prev = grads.get(key)
-                if prev is None:
+                if made_by.inputs is None:
+                    raise _freed_error()
+                key = made_by.seq
+                waiting = pending.get(key)
+                if waiting is None:
                     handed.add(id(ig))  # pending here: no leaf may adopt (and += into) it
-                    grads[key] = ig
+                    pending[key] = (inp, ig)
+                    heappush(heap, -key)
                     kind = "first"
                 else:
-                    grads[key] = prev + ig
+                    pending[key] = (inp, waiting[1] + ig)
                     kind = "add"
             if rec is not None:
                 rec.append((kind, inp, None, pos, reshaped))
