@@ -53,6 +53,11 @@ def _checker(name):
     return check
 
 
+def _labels(labels):
+    """Class labels as an array (a list becomes a NumPy one; CuPy arrays stay where they are)."""
+    return labels if hasattr(labels, "dtype") else np.asarray(labels)
+
+
 def stable_log_softmax(x, axis):
     """(x - m) - log(sum(exp(x - m))) with m the max along ``axis``.
 
@@ -107,23 +112,28 @@ class CrossEntropy(Function):
 
     uses_scratch = True
 
-    def forward(self, logits, labels, reduction="mean"):
+    @staticmethod
+    def check(logits, labels, reduction="mean"):
         if logits.ndim != 2:
             raise ValueError(
                 f"cross_entropy: logits must have shape (batch, classes), got {logits.shape}"
             )
         _check("cross_entropy", logits, None, reduction)
-        labels = np.asarray(labels)
+        labels = _labels(labels)
         if labels.dtype.kind not in "iu":
             raise TypeError(
                 f"cross_entropy: labels must be integer class indices, got dtype {labels.dtype}"
             )
-        n, c = logits.shape
+        n = logits.shape[0]
         if labels.shape != (n,):
             raise ValueError(
                 f"cross_entropy: labels must have shape ({n},) for logits {logits.shape}, "
                 f"got {labels.shape}"
             )
+
+    def forward(self, logits, labels, reduction="mean"):
+        labels = _labels(labels)  # the range is a property of the values: checked every call
+        n, c = logits.shape
         bad = (labels < 0) | (labels >= c)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
