@@ -76,15 +76,17 @@ class Linear(Function):
         return y
 
     def backward(self, g):
-        nx, nw, nb = (self.needs_input_grad + (False,))[:3]
+        needs = self.needs_input_grad
+        nx, nw, nb = needs if len(needs) == 3 else needs + (False,)
         x, w = self.x, self.weight
         s = self.scratch
         gx = np.matmul(g, w, out=s and s.get("g0", x)) if nx else None
         gw = gb = None
         if nw or nb:
-            g2 = g.reshape(-1, g.shape[-1])
+            g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])  # a batch of any rank
             if nw:
-                gw = np.matmul(g2.T, x.reshape(-1, x.shape[-1]), out=s and s.get("g1", w))
+                x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+                gw = np.matmul(g2.T, x2, out=s and s.get("g1", w))
             if nb:
                 gb = g2.sum(axis=0, out=s and s.get("g2", w, w.shape[:1]))
         return gx, gw, gb
