@@ -170,6 +170,10 @@ def make_steps(case: dict, seed: int = 0, systems=SYSTEMS):
     hand = HandMLP(sizes, case["act"], case["loss"], case["opt"], case["lr"], rng)
 
     steps = {"numpy": lambda: hand.step(x, y)} if "numpy" in systems else {}
+    if "numpy_plain" in systems:  # the floor with the cheapest sigmoid, not gradstep's
+        plain = HandMLP(sizes, case["act"], case["loss"], case["opt"], case["lr"], rng, plain=True)
+        plain.load(hand.W, hand.b)
+        steps["numpy_plain"] = lambda: plain.step(x, y)
     for system in ("gradstep", "compiled"):
         if system in systems:
             steps[system] = gradstep_step(case, hand, x, y, seed, compiled=system == "compiled")
@@ -222,7 +226,9 @@ def bench_steps(tiny: bool, threads_list) -> list[dict]:
         with threadpool_limits(threads):
             for key, case in CASES.items():
                 case = {**case, **(TINY[key] if tiny else {})}
-                steps = make_steps(case)
+                # with a sigmoid, also time the floor with the cheapest one (see below_floor)
+                extra = ("numpy_plain",) if case["act"] == "sigmoid" else ()
+                steps = make_steps(case, systems=SYSTEMS + extra)
                 r = time_alternating(
                     steps,
                     blocks=3 if tiny else 7,
@@ -381,6 +387,12 @@ def targets(result: dict) -> list:
     each("b", "gradstep_vs_pytorch", ge, 2.3, "(b) eager >= 2.3x PyTorch")
     each("c", "gradstep_vs_numpy", ge, 0.95, "(c) eager within 5% of hand NumPy")
     each("d", "gradstep_vs_numpy", ge, 0.95, "(d) eager within 5% of hand NumPy")
+    # The issue set 5x and 2.3x where its floor reached 9.3x and 2.9x PyTorch: the same
+    # distance to the floor, for a machine whose floor cannot reach the ratios themselves.
+    each("a", "gradstep_vs_numpy", ge, 5.0 / 9.3, "(a) eager, 5x read as 5/9.3 = 0.54x of NumPy")
+    each(
+        "b", "gradstep_vs_numpy", ge, 2.3 / 2.9, "(b) eager, 2.3x read as 2.3/2.9 = 0.79x of NumPy"
+    )
     each("a", "compiled_vs_pytorch", ge, 7.0, "(a) compiled >= 7x PyTorch")
     each("b", "compiled_vs_pytorch", ge, 2.6, "(b) compiled >= 2.6x PyTorch")
     each("a", "compiled_vs_numpy", ge, 1 / 1.3, "(a) compiled within 1.3x of hand NumPy")
@@ -411,6 +423,9 @@ def below_floor(result: dict) -> str:
         eager, compiled = goals[r["case"]]
         missed = [f"{g}x" for g in (eager, compiled) if floor < g]
         where = f"({r['case']}) at {r['threads']}T: the floor is {floor:.2f}x PyTorch"
+        if "numpy_plain_steps_per_s" in r:
+            plain = r["numpy_plain_steps_per_s"] / r["pytorch_steps_per_s"]
+            where += f" ({plain:.2f}x with the cheapest sigmoid)"
         if missed:
             out.append(f"{where}, below the {' and '.join(missed)} targets")
         else:
@@ -508,10 +523,18 @@ def write_markdown(result: dict, path: str) -> None:
         "the BLAS kernel cannot be told from here: (a) and (b) are bound by per-call "
         "overhead, not by the GEMM kernel.) What can always be asked is the distance to the "
         "floor, which the issue also sets: compiled (a) within 1.3x and (b) within 1.1x of "
-        "it, eager (c) and (d) within 5%.",
+        "it, eager (c) and (d) within 5%. For eager (a) and (b) it sets none, so the table "
+        "also reads the 5x and 2.3x targets as the distance to the floor they meant where "
+        "they were set (5/9.3 and 2.3/2.9 of the floor; for compiled, 7/9.3 and 2.6/2.9 are "
+        "looser than the 1.3x and 1.1x the issue states). The cheapest sigmoid, "
+        "1 / (1 + exp(-x)) in four calls with no sign split, makes the floor faster at (a), "
+        "but not fast enough for 5x, so keeping the stable sigmoid costs no target.",
         "",
-        "Where the rest of the time goes: eager (a) spends it in per-op Python work (a Tensor "
-        "and a node per op, the topological sort, the dict of pending gradients). "
+        "Where the rest of the time goes: eager (a) spends it in per-op Python work: building "
+        "a Tensor and a node per op (about 0.55 us each, measured with an op that does "
+        "nothing), the argument checks and module calls around them, and the backward "
+        "pass's bookkeeping (a heap of waiting nodes in creation order, which replaced a "
+        "separate topological sort, and the gradients handed to the leaves). "
         "`gradstep.compile` removes that: its replay is one generated Python function calling "
         "the ops' own forward/backward methods (bit-identical to eager), with big ops writing "
         "into kept arrays (`out=`). The optimizer keeps each parameter group in one flat "

@@ -26,6 +26,9 @@ def test_tiny_benchmark_run_writes_every_field(tmp_path):
     for r in result["steps"]:
         for system in ("gradstep", "pytorch", "numpy"):
             assert r[f"{system}_steps_per_s"] > 0
+    plain = [r for r in result["steps"] if "numpy_plain_steps_per_s" in r]
+    assert [r["case"] for r in plain] == ["a"]  # the one case with a sigmoid
+    assert "with the cheapest sigmoid" in bench.below_floor(result)
     assert result["surface"]["speedup"] > 0 and result["fit"]["gradstep_s"] > 0
     assert result["environment"]["blas"]
 
@@ -50,6 +53,20 @@ def test_handwritten_step_equals_pytorch_in_float64():
             opt.step()
             np.testing.assert_allclose(ours, loss.item(), rtol=1e-10)
         np.testing.assert_allclose(hand.W[0], model[0].weight.detach().numpy(), rtol=1e-9)
+
+
+def test_plain_sigmoid_floor_trains_the_same_model_in_float64():
+    """The cheap-sigmoid floor is timed as "the same step with another sigmoid": it must
+    compute the same losses and weights up to rounding (in float64, away from overflow)."""
+    case = bench.CASES["a"]
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((32, 1)), rng.standard_normal((32, 1))
+    split = HandMLP(case["sizes"], "sigmoid", "mse", "sgd", 0.1, rng, dtype=np.float64)
+    plain = HandMLP(case["sizes"], "sigmoid", "mse", "sgd", 0.1, rng, dtype=np.float64, plain=True)
+    plain.load(split.W, split.b)
+    for _ in range(5):
+        np.testing.assert_allclose(plain.step(x, y), split.step(x, y), rtol=1e-13)
+    np.testing.assert_allclose(plain.flat, split.flat, rtol=1e-12)
 
 
 @pytest.mark.parametrize("key", ["a", "b", "c", "d"])
