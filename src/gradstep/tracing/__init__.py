@@ -1,13 +1,14 @@
 """``gradstep.compile``: trace one training step once, then replay it as flat array calls.
 
 A training step builds the same graph every time: the same ops on arrays of the same shapes.
-Eager execution pays for that graph on every step (a Tensor and a node per op, a topological
-sort, a dict of pending gradients). :func:`compile` runs the step once under a tracer, which
-records each op's ``forward``, the backward pass's every decision (which node, which input,
-where a broadcast gradient is summed back, which gradients add up), and each call to a
-:func:`~gradstep.autograd.replayable` function (``optimizer.zero_grad()``, ``optimizer.step()``,
-a scheduler's ``step()``, ``clip_grad_norm_``). It then writes those records as the body of one
-Python function, with every array in a local variable, and calls that function from then on.
+Eager execution pays for that graph on every step (a Tensor and a node per op, a heap of
+nodes waiting for their gradient, a dict of pending gradients). :func:`compile` runs the step
+once under a tracer, which records each op's ``forward``, the backward pass's every decision
+(which node, which input, where a broadcast gradient is summed back, which gradients add up),
+and each call to a :func:`~gradstep.autograd.replayable` function (``optimizer.zero_grad()``,
+``optimizer.step()``, a scheduler's ``step()``, ``clip_grad_norm_``). It then writes those
+records as the body of one Python function, with every array in a local variable, and calls
+that function from then on.
 
 The replay calls the very same ``forward``/``backward`` methods on arrays in the same order as
 eager execution, so its results are bit-identical to eager, in float32 and float64 alike; what
