@@ -113,6 +113,34 @@ def test_a_tensor_used_early_and_late_waits_for_every_consumer():
     assert gradcheck(lambda x: (x * 2.0).tanh() * (x * 2.0), ours.detach().requires_grad_())
 
 
+def _graphs_passing_a_gradient_on():
+    """Graphs where an op hands on a gradient that a leaf could adopt while an intermediate
+    still waits on the same array: the root's seed (a 0-d loss whose last op is an Add of a
+    leaf) and a gradient summed from two consumers."""
+
+    def root_seed(a):
+        return a + ((a * 2.0) * 3.0 + a * 5.0)  # 1 + 6 + 5
+
+    def summed(a):
+        f = (a * 2.0) * 3.0
+        d = a * 5.0
+        e = a + f
+        return ((e * 1.0 + e * 1.0) + d).sum()  # 2 (1 + 6) + 5
+
+    return [(root_seed, 2.0, 12.0), (summed, np.array([1.0, 2.0]), 19.0)]
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_a_gradient_handed_on_is_never_adopted_by_a_leaf(case):
+    build, value, expected = _graphs_passing_a_gradient_on()[case]
+    a = gs.tensor(value, dtype=np.float64, requires_grad=True)
+    build(a).backward()
+    np.testing.assert_array_equal(a.grad, np.full(np.shape(value), expected))
+    ta = torch.tensor(value, dtype=torch.float64, requires_grad=True)
+    build(ta).backward()
+    np.testing.assert_array_equal(a.grad, ta.grad.numpy())
+
+
 def test_detect_anomaly_names_the_op_and_the_users_line():
     x = gs.tensor([0.0, 1.0], dtype=np.float64, requires_grad=True)
     with np.errstate(invalid="ignore", divide="ignore"), gs.detect_anomaly():

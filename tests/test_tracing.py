@@ -451,6 +451,24 @@ def test_gradient_with_respect_to_an_input_reaches_each_new_input():
     assert input_grad.replays == 2
 
 
+@pytest.mark.parametrize("case", range(2))
+def test_replay_never_lets_a_leaf_adopt_a_gradient_handed_on(case):
+    from tests.test_autograd import _graphs_passing_a_gradient_on
+
+    build, value, expected = _graphs_passing_a_gradient_on()[case]
+    a = gs.tensor(value, dtype=np.float64, requires_grad=True)
+
+    @gs.compile
+    def step():
+        a.grad = None
+        build(a).backward()
+
+    for _ in range(3):
+        step()
+        np.testing.assert_array_equal(a.grad, np.full(np.shape(value), expected))
+    assert step.replays == 2
+
+
 def test_keyword_arguments_nested_steps_and_detached_results():
     model, opt, _ = _setup("sigmoid-mse-sgd", np.float64)
     inner = gs.compile(lambda x, *, target: F.mse_loss(model(x), target))

@@ -63,7 +63,11 @@ class Function(abc.ABC):
 
     @abc.abstractmethod
     def backward(self, grad):
-        """The gradient w.r.t. each input (None where not needed) from the output's."""
+        """The gradient w.r.t. each input (None where not needed) from the output's.
+
+        Each is a new array, a view, or ``grad`` itself passed on; never one new array for
+        two inputs (the engine may let a leaf keep a new array and add into it later).
+        """
 
     @classmethod
     def apply(cls, *args, **params):
@@ -209,6 +213,9 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     node = root._node
     if node.inputs is None:
         raise _freed_error()
+    # Every gradient waiting in `pending` is in `handed` from the moment it waits: an op may
+    # pass it on (Add gives it to both inputs), and a leaf adopting it would then add into it.
+    handed.add(id(grad))
     pending = {node.seq: (root, grad)}
     heap = [-node.seq]
     anomaly = _anomaly
@@ -257,7 +264,9 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                     heappush(heap, -key)
                     kind = "first"
                 else:
-                    pending[key] = (inp, waiting[1] + ig)
+                    total = waiting[1] + ig
+                    handed.add(id(total))
+                    pending[key] = (inp, total)
                     kind = "add"
             if rec is not None:
                 rec.append((kind, inp, None, pos, reshaped))
@@ -270,8 +279,10 @@ def _accumulate_leaf(leaf, g, handed: set) -> None:
 
     Op backwards return fresh arrays, views (which have a ``base``), or the upstream gradient
     passed through (Add gives the same array to both inputs). ``handed`` holds every array a
-    leaf adopted or an intermediate is still waiting on in this pass; only a fresh array of
-    the right dtype outside it is adopted, since the leaf's next ``+=`` writes into it.
+    leaf adopted or that waited as some tensor's gradient in this pass (the root's seed, a
+    first gradient, a sum of two); only a fresh array of the right dtype outside it is
+    adopted, since the leaf's next ``+=`` writes into it. (An id can outlive its array, so
+    now and then a fresh array is copied that could have been adopted: slower, never wrong.)
     """
     if leaf._grad is None:
         if (

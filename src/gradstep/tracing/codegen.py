@@ -74,7 +74,7 @@ def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> lis
     out: list = []
     handed = tracer.name("h")
     out.append((f"{handed} = set()", "", None))
-    out.append((f"g{root_expr} = {seed}", root_expr, None))
+    out.append((f"g{root_expr} = {seed}; {handed}.add(id(g{root_expr}))", root_expr, None))
     after: list = []
     result = "r"
     tupled = False
@@ -111,7 +111,7 @@ def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> lis
             if kind == "first":
                 out.append((f"{g} = {x}; {handed}.add(id({g}))", "", None))
             else:
-                out.append((f"{g} = {g} + {x}", "", None))
+                out.append((f"{g} = {g} + {x}; {handed}.add(id({g}))", "", None))
     out.extend(after)
     return out
 
