@@ -141,6 +141,27 @@ def test_a_gradient_handed_on_is_never_adopted_by_a_leaf(case):
     np.testing.assert_array_equal(a.grad, ta.grad.numpy())
 
 
+def test_fresh_leaf_gradients_are_adopted_not_copied(monkeypatch):
+    # An id in `handed` can outlive its array and come back on a fresh weight gradient; the
+    # pass drops the ids of gradients it is done with, so no layer's gradient gets copied.
+    from gradstep import autograd, nn
+
+    model = nn.mlp(20, [16, 8], 1, "relu")
+    x, y = gs.tensor(np.ones((4, 20))), gs.tensor(np.zeros((4, 1)))
+    copied = []
+    slow_path = autograd._accumulate_leaf
+    monkeypatch.setattr(
+        autograd,
+        "_accumulate_leaf",
+        lambda leaf, g, h: copied.append(g.shape) or slow_path(leaf, g, h),
+    )
+    for _ in range(3):
+        model.zero_grad()
+        F.mse_loss(model(x), y).backward()
+        assert copied == []
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_detect_anomaly_names_the_op_and_the_users_line():
     x = gs.tensor([0.0, 1.0], dtype=np.float64, requires_grad=True)
     with np.errstate(invalid="ignore", divide="ignore"), gs.detect_anomaly():

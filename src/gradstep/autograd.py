@@ -221,6 +221,10 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     anomaly = _anomaly
     while heap:
         t, g = pending.pop(-heappop(heap))
+        # in `handed` while its node runs, even if it was dropped below after an earlier
+        # node that it was also waiting for (one array can wait for two tensors)
+        handed.add(id(g))
+        kept = False
         node = t._node
         in_grads = node.backward(g)
         tupled = type(in_grads) is tuple
@@ -235,6 +239,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             pos += 1
             if not need or ig is None:
                 continue
+            if ig is g:
+                kept = True
             data = inp.data
             reshaped = ig.shape != data.shape
             if reshaped:
@@ -270,6 +276,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                     kind = "add"
             if rec is not None:
                 rec.append((kind, inp, None, pos, reshaped))
+        if not kept:  # g dies here: its id may come back on a fresh array a leaf can adopt
+            handed.discard(id(g))
         if not retain_graph:
             node.__dict__.clear()  # drop saved arrays now, as PyTorch does; inputs -> None
 
