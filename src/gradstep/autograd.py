@@ -45,7 +45,7 @@ class Function(abc.ABC):
     inputs = None
     needs_input_grad: tuple = ()
     #: When the node was made, counting from the start of the process; its inputs' are lower.
-    seq = -1
+    _seq = -1
     created_at = None
     #: None in eager execution; a :class:`Scratch` when a compiled step replays this op.
     scratch = None
@@ -97,7 +97,7 @@ class Function(abc.ABC):
             fn.needs_input_grad = tuple(needs)
             out = fn.forward(*arrays, **params)
             fn.inputs = args
-            fn.seq = _next_seq()
+            fn._seq = _next_seq()
             if _anomaly:
                 fn.created_at = _user_frame()
             node = fn
@@ -216,8 +216,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     # Every gradient waiting in `pending` is in `handed` from the moment it waits: an op may
     # pass it on (Add gives it to both inputs), and a leaf adopting it would then add into it.
     handed.add(id(grad))
-    pending = {node.seq: (root, grad)}
-    heap = [-node.seq]
+    pending = {node._seq: (root, grad)}
+    heap = [-node._seq]
     anomaly = _anomaly
     while heap:
         t, g = pending.pop(-heappop(heap))
@@ -262,7 +262,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             else:
                 if made_by.inputs is None:
                     raise _freed_error()
-                key = made_by.seq
+                key = made_by._seq
                 waiting = pending.get(key)
                 if waiting is None:
                     handed.add(id(ig))  # pending here: no leaf may adopt (and += into) it
