@@ -213,16 +213,15 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     node = root._node
     if node.inputs is None:
         raise _freed_error()
-    # Every gradient waiting in `pending` is in `handed` from the moment it waits: an op may
-    # pass it on (Add gives it to both inputs), and a leaf adopting it would then add into it.
-    handed.add(id(grad))
     pending = {node._seq: (root, grad)}
     heap = [-node._seq]
     anomaly = _anomaly
     while heap:
         t, g = pending.pop(-heappop(heap))
-        # in `handed` while its node runs, even if it was dropped below after an earlier
-        # node that it was also waiting for (one array can wait for two tensors)
+        # In `handed` while its node runs: the node may pass g on (Add gives it to both
+        # inputs), and a leaf adopting it would then add into what another tensor waits on.
+        # This covers the root's seed and sums of two; a first gradient is added when it
+        # starts to wait, and dropped below once dead (one array can wait for two tensors).
         handed.add(id(g))
         kept = False
         node = t._node
@@ -270,9 +269,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                     heappush(heap, -key)
                     kind = "first"
                 else:
-                    total = waiting[1] + ig
-                    handed.add(id(total))
-                    pending[key] = (inp, total)
+                    pending[key] = (inp, waiting[1] + ig)
                     kind = "add"
             if rec is not None:
                 rec.append((kind, inp, None, pos, reshaped))
@@ -287,10 +284,9 @@ def _accumulate_leaf(leaf, g, handed: set) -> None:
 
     Op backwards return fresh arrays, views (which have a ``base``), or the upstream gradient
     passed through (Add gives the same array to both inputs). ``handed`` holds every array a
-    leaf adopted or that waited as some tensor's gradient in this pass (the root's seed, a
-    first gradient, a sum of two); only a fresh array of the right dtype outside it is
-    adopted, since the leaf's next ``+=`` writes into it. (An id can outlive its array, so
-    now and then a fresh array is copied that could have been adopted: slower, never wrong.)
+    leaf adopted, every first gradient of a tensor while it waits, and every gradient while
+    its node runs (so the root's seed and sums of two as well); only a fresh array of the
+    right dtype outside it is adopted, since the leaf's next ``+=`` writes into it.
     """
     if leaf._grad is None:
         if (
