@@ -43,6 +43,9 @@ def atomic_write_bytes(path, data: bytes) -> None:
         prefix="." + os.path.basename(path) + ".", suffix=TMP_SUFFIX, dir=folder
     )
     try:
+        from gradstep.paths import umask
+
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide the file from others
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -52,139 +50,140 @@ def _plot_table(rows, path):
     plt.close(fig)
 
 
-def run_lecture(out_dir: str, quick: bool = False, progress: bool = True) -> dict:
-    """Run the lab and the experiment table; write report.html/.md, PNGs and results.json."""
+def run_lecture(
+    out_dir: str, quick: bool = False, progress: bool = True, overwrite: bool = False
+) -> dict:
+    """Run the lab and the experiment table; write report.html/.md, PNGs and results.json.
+
+    ``out_dir`` follows :mod:`gradstep.paths`: an existing folder is replaced only with
+    ``overwrite`` and only if it is a gradstep report folder."""
+    from gradstep.paths import output_folder
+
+    with output_folder(out_dir, kind="report", overwrite=overwrite) as tmp:
+        return _run_lecture_into(tmp, quick, progress)
+
+
+def _run_lecture_into(tmp: str, quick: bool, progress: bool) -> dict:
     from tqdm.auto import tqdm
 
     from gradstep.lab import critical, experiments, surface
     from gradstep.lab.backprop import explain_gradient, format_explanation
 
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".gradstep-report-", dir=parent)
-    try:
-        started = time.perf_counter()
-        results: dict = {"quick": quick}
-        figures: list[tuple[str, str]] = []
+    started = time.perf_counter()
+    results: dict = {"quick": quick}
+    figures: list[tuple[str, str]] = []
 
-        from gradstep.lab import figures as figs
+    from gradstep.lab import figures as figs
 
-        def figure(name, caption, key, fn, **kwargs):
-            results[key] = fn(os.path.join(tmp, name), **kwargs)
-            figures.append((name, caption))
+    def figure(name, caption, key, fn, **kwargs):
+        results[key] = fn(os.path.join(tmp, name), **kwargs)
+        figures.append((name, caption))
 
-        # 1. error surface in raw units (deg C): the Hessian's eigenvalues are 0.35 and 570, a
-        # narrow valley, so GD is stable only below lr = 2 / 570 = 0.0035 and then crawls in b.
-        series, _ = experiments.load_series()
-        x, y = series[:-1][:365], series[1:][:365]
-        results["surface"] = surface.plot_error_surface(
-            x,
-            y,
-            [0.0003, 0.0033, 0.0036],
-            os.path.join(tmp, "error_surface.png"),
-            w0=-1.0,
-            b0=-5.0,
-            steps=100 if quick else 300,
-            resolution=120 if quick else 300,
+    # 1. error surface in raw units (deg C): the Hessian's eigenvalues are 0.35 and 570, a
+    # narrow valley, so GD is stable only below lr = 2 / 570 = 0.0035 and then crawls in b.
+    series, _ = experiments.load_series()
+    x, y = series[:-1][:365], series[1:][:365]
+    results["surface"] = surface.plot_error_surface(
+        x,
+        y,
+        [0.0003, 0.0033, 0.0036],
+        os.path.join(tmp, "error_surface.png"),
+        w0=-1.0,
+        b0=-5.0,
+        steps=100 if quick else 300,
+        resolution=120 if quick else 300,
+    )
+    figures.append(
+        (
+            "error_surface.png",
+            "Error surface of y = b + w x (2012: tomorrow's "
+            "max temperature from today's, deg C) with gradient descent at a "
+            "too-small, the largest stable and a too-large learning rate: a narrow "
+            "valley in which b barely moves",
         )
-        figures.append(
-            (
-                "error_surface.png",
-                "Error surface of y = b + w x (2012: tomorrow's "
-                "max temperature from today's, deg C) with gradient descent at a "
-                "too-small, the largest stable and a too-large learning rate: a narrow "
-                "valley in which b barely moves",
-            )
-        )
-        figure(
-            "gd_one_parameter.png",
-            "Gradient descent on one parameter: the tangent, the "
-            "updates, and getting stuck where dL/dw = 0",
-            "gd_one_parameter",
-            figs.gd_one_parameter,
-        )
-        figure(
-            "piecewise.png",
-            "Piecewise linear = constant + sum of (hard) sigmoids; what w, "
-            "b, c do; two ReLUs make a hard sigmoid; a trained SigmoidSum and its parts",
-            "piecewise",
-            figs.piecewise,
-            epochs=100 if quick else 400,
-        )
-        figure(
-            "overfitting.png",
-            "Training and validation loss of growing models on 40 noisy "
-            "points: the dotted line is where the validation loss turns up",
-            "overfitting",
-            figs.overfitting,
-            epochs=60 if quick else 200,
-            sizes=(2, 32, 256) if quick else (2, 16, 128, 512),
-        )
-        figure(
-            "three_tasks.png",
-            "Regression, classification and structured output (an image) on scikit-learn's digits",
-            "three_tasks",
-            figs.three_tasks,
-            epochs=20 if quick else 80,
-        )
+    )
+    figure(
+        "gd_one_parameter.png",
+        "Gradient descent on one parameter: the tangent, the "
+        "updates, and getting stuck where dL/dw = 0",
+        "gd_one_parameter",
+        figs.gd_one_parameter,
+    )
+    figure(
+        "piecewise.png",
+        "Piecewise linear = constant + sum of (hard) sigmoids; what w, "
+        "b, c do; two ReLUs make a hard sigmoid; a trained SigmoidSum and its parts",
+        "piecewise",
+        figs.piecewise,
+        epochs=100 if quick else 400,
+    )
+    figure(
+        "overfitting.png",
+        "Training and validation loss of growing models on 40 noisy "
+        "points: the dotted line is where the validation loss turns up",
+        "overfitting",
+        figs.overfitting,
+        epochs=60 if quick else 200,
+        sizes=(2, 32, 256) if quick else (2, 16, 128, 512),
+    )
+    figure(
+        "three_tasks.png",
+        "Regression, classification and structured output (an image) on scikit-learn's digits",
+        "three_tasks",
+        figs.three_tasks,
+        epochs=20 if quick else 80,
+    )
 
-        # 2. critical points
-        results["critical_points"] = {
-            name: {"kind": r["kind"], "eigenvalues": r["eigenvalues"].tolist()}
-            for name, f in critical.EXAMPLES.items()
-            for r in [critical.classify_critical_point(f, [0.0, 0.0])]
-        }
+    # 2. critical points
+    results["critical_points"] = {
+        name: {"kind": r["kind"], "eigenvalues": r["eigenvalues"].tolist()}
+        for name, f in critical.EXAMPLES.items()
+        for r in [critical.classify_critical_point(f, [0.0, 0.0])]
+    }
 
-        # 3. backpropagation explained, on a small network
-        import gradstep as gs
-        from gradstep import nn
+    # 3. backpropagation explained, on a small network
+    import gradstep as gs
+    from gradstep import nn
 
-        gs.manual_seed(0)
-        with gs.default_dtype(np.float64):
-            net = nn.Sequential(
-                nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 2), nn.Sigmoid(), nn.Linear(2, 1)
-            )
-        bx = np.random.default_rng(0).standard_normal((4, 2))
-        by = np.random.default_rng(1).standard_normal(4)
-        e = explain_gradient(net, bx, by, "0.weight", (1, 0))
-        results["backprop"] = {
-            "text": format_explanation(e),
-            "product": e["product"],
-            "engine": e["engine"],
-        }
-        figs.network_picture(e, net, os.path.join(tmp, "backprop.png"))
-        figures.append(
-            (
-                "backprop.png",
-                "One weight's gradient = forward-pass term x "
-                "backward-pass term, equal to the engine's .grad",
-            )
+    gs.manual_seed(0)
+    with gs.default_dtype(np.float64):
+        net = nn.Sequential(
+            nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 2), nn.Sigmoid(), nn.Linear(2, 1)
         )
+    bx = np.random.default_rng(0).standard_normal((4, 2))
+    by = np.random.default_rng(1).standard_normal(4)
+    e = explain_gradient(net, bx, by, "0.weight", (1, 0))
+    results["backprop"] = {
+        "text": format_explanation(e),
+        "product": e["product"],
+        "engine": e["engine"],
+    }
+    figs.network_picture(e, net, os.path.join(tmp, "backprop.png"))
+    figures.append(
+        (
+            "backprop.png",
+            "One weight's gradient = forward-pass term x "
+            "backward-pass term, equal to the engine's .grad",
+        )
+    )
 
-        # 4. the experiment table
-        grid = experiments.experiments(quick)
-        epochs = 40 if quick else 300
-        rows = []
-        for exp in tqdm(grid, desc="experiments", disable=not progress):
-            rows.append(experiments.run_experiment(exp, epochs))
-        results["experiments"] = rows
-        _plot_table(rows, os.path.join(tmp, "experiments.png"))
-        _plot_learning_curves(rows, os.path.join(tmp, "learning_curves.png"))
-        figures += [
-            ("experiments.png", "Train and test MAE of every model"),
-            ("learning_curves.png", "Training loss per epoch"),
-        ]
-        results["table"] = experiments.format_table(rows)
-        results["seconds"] = time.perf_counter() - started
+    # 4. the experiment table
+    grid = experiments.experiments(quick)
+    epochs = 40 if quick else 300
+    rows = []
+    for exp in tqdm(grid, desc="experiments", disable=not progress):
+        rows.append(experiments.run_experiment(exp, epochs))
+    results["experiments"] = rows
+    _plot_table(rows, os.path.join(tmp, "experiments.png"))
+    _plot_learning_curves(rows, os.path.join(tmp, "learning_curves.png"))
+    figures += [
+        ("experiments.png", "Train and test MAE of every model"),
+        ("learning_curves.png", "Training loss per epoch"),
+    ]
+    results["table"] = experiments.format_table(rows)
+    results["seconds"] = time.perf_counter() - started
 
-        _write_reports(tmp, results, figures)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _write_reports(tmp, results, figures)
     return results
 
 

@@ -67,7 +67,7 @@ def gradient_descent_path(
 
 
 def plot_error_surface(
-    x, y, lrs, path: str, w0=-1.0, b0=-1.0, steps=50, loss="mse", resolution=200
+    x, y, lrs, path, w0=-1.0, b0=-1.0, steps=50, loss="mse", resolution=200, format=None
 ) -> dict:
     """Contour map of L(w, b) with a GD path per learning rate, side by side; returns numbers."""
     import matplotlib
@@ -94,7 +94,7 @@ def plot_error_surface(
         ax.set(title=f"learning rate {lr:g}: L={p[-1, 2]:.3g}", xlabel="w", ylabel="b")
         ax.legend(loc="upper right", fontsize=7)
     fig.colorbar(cs, ax=axes[0].tolist(), label="log10 L")
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, format=format)
     plt.close(fig)
     return {
         "grid_min": (float(w_grid[j]), float(b_grid[i])),
