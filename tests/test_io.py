@@ -108,7 +108,10 @@ def test_temp_leftovers_are_cleaned(tmp_path):
 
 def test_no_pickle_or_unsafe_yaml_anywhere_in_the_sources():
     src = pathlib.Path(__file__).resolve().parents[1] / "src"
-    pattern = re.compile(r"pickle\.loads?\(|allow_pickle=True|yaml\.load\(|torch\.load\(")
+    # torch.load is safe only with weights_only=True (the generated export module uses it so)
+    pattern = re.compile(
+        r"pickle\.loads?\(|allow_pickle=True|yaml\.load\(|torch\.load\((?![^)]*weights_only=True)"
+    )
     hits = [
         f"{p}:{i}"
         for p in src.rglob("*.py")

@@ -164,16 +164,19 @@ def malformed_cases():
         "NULL",
         " ",
     ]
+    missing_markers = {"n/a", "", "nan", "NaN", "NULL", " "}
     for value in bad_values:
         for line in (2, 4):
             for col in (0, 2):
                 rows = [r.split(",") for r in GOOD_ROWS]
                 rows[line - 2][col] = f'"{value}"' if "," in value else value
+                # A missing cell is imputed by default; it is an error only when asked.
+                extra = ["--missing", "error"] if value in missing_markers else []
                 cases.append(
                     (
                         f"cell-{value!r}-l{line}-c{col}",
                         _csv(GOOD_HEADER, *[",".join(r) for r in rows]),
-                        [],
+                        extra,
                         None,
                     )
                 )
@@ -277,9 +280,9 @@ def test_malformed_input_exit_2_one_line_nothing_written(
 
 def test_error_messages_name_the_place(tmp_path, capsys):
     p = tmp_path / "t.csv"
-    p.write_text("a,b,y\n1,2,3\n4,n/a,6\n")
+    p.write_text("a,b,y\n1,2,3\n4,5,6\n4,oops,6\n")
     assert main(["train", "--data", str(p), "--target", "y", "--out", str(tmp_path / "r")]) == 2
-    assert "line 3, column 'b': 'n/a' could not be converted to a number" in capsys.readouterr().err
+    assert "line 4, column 'b': 'oops' could not be converted to a number" in capsys.readouterr().err
     p.write_text("a,b,y\n1,2,3\n4,5\n")
     main(["train", "--data", str(p), "--target", "y", "--out", str(tmp_path / "r")])
     assert "line 3: 2 fields, the header has 3" in capsys.readouterr().err

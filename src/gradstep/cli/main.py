@@ -8,8 +8,15 @@ import sys
 import click
 import numpy as np
 
-from gradstep.data.tabular import InputError
+from gradstep.errors import InputError
 from gradstep.io import CheckpointError
+
+FIGURE_FORMATS = ("png", "pdf", "svg")
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing output (a folder only if gradstep made it for the same purpose).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,11 +34,12 @@ def cli() -> None:
     help="Folder for report.html, report.md, the PNGs and results.json.",
 )
 @click.option("--quick", is_flag=True, help="A smaller run (under 40 s) for tests and a look.")
-def lecture(out_dir: str, quick: bool) -> None:
+@overwrite_option
+def lecture(out_dir: str, quick: bool, overwrite: bool) -> None:
     """Run the lecture's lab and experiments on bundled data and write a report."""
     from gradstep.lab.report import run_lecture
 
-    results = run_lecture(out_dir, quick=quick, progress=sys.stderr.isatty())
+    results = run_lecture(out_dir, quick=quick, progress=sys.stderr.isatty(), overwrite=overwrite)
     click.echo(results["table"])
     click.echo(f"\nreport: {os.path.join(os.path.abspath(out_dir), 'report.html')}")
 
@@ -61,10 +69,22 @@ def _hidden(value):
 @click.option("--val-fraction", type=float)
 @click.option("--patience", type=int)
 @click.option("--seed", type=int)
+@click.option(
+    "--missing",
+    type=click.Choice(["impute", "drop", "error"]),
+    help="Missing feature cells: impute (median / most frequent + indicator; default), "
+    "drop the row, or error.",
+)
+@click.option("--class-weight", type=click.Choice(["none", "balanced"]))
+@click.option("--sep", help="The CSV's delimiter (default: sniffed: comma, semicolon, tab, bar).")
+@click.option("--decimal", help="Decimal mark of every number column ('.' or ',').")
+@click.option("--thousands", help="Thousands separator of every number column.")
+@click.option("--threads", type=int, help="BLAS threads (default: 1 for small models).")
 @click.option("--config", "config_path", help="A TOML file with any of these options.")
 @click.option("--out", "out_dir", required=True, help="The run folder to write.")
+@overwrite_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_path, config_path, out_dir, quiet, **options) -> None:
+def train(data_path, config_path, out_dir, quiet, overwrite, **options) -> None:
     """Train a network on a CSV: standardise, train with early stopping, save the run."""
     from gradstep.train.tabular import TrainConfig, load_config_file, train_tabular
 
@@ -81,49 +101,104 @@ def train(data_path, config_path, out_dir, quiet, **options) -> None:
             setattr(cfg, key, value)
     if not cfg.target:
         raise InputError("--target is required (the column to predict)")
+    if cfg.sep == "\\t":
+        cfg.sep = "\t"
     cfg.validate(config_path or "options")
-    metrics = train_tabular(data_path, cfg, out_dir, verbose=0 if quiet else None)
+    metrics = train_tabular(
+        data_path,
+        cfg,
+        out_dir,
+        verbose=0 if quiet else None,
+        overwrite=overwrite,
+        config_path=config_path,
+        log=click.echo,
+    )
     click.echo(
-        f"trained ({metrics['task']}, {metrics['epochs_run']} epochs): "
-        f"train {metrics['train']}"
-        + (f", validation {metrics['validation']}" if "validation" in metrics else "")
+        f"trained ({metrics['task']}, {metrics['epochs_run']} epochs run, weights kept from "
+        f"epoch {metrics['weights_from_epoch']}): "
+        + ", ".join(f"{k} {_scores(metrics[k])}" for k in ("train", "validation") if k in metrics)
     )
     click.echo(f"run folder: {os.path.abspath(out_dir)}")
+
+
+def _scores(m: dict) -> str:
+    keys = ("accuracy", "macro_f1", "mae", "rmse", "r2")
+    return " ".join(f"{k}={m[k]:.4g}" for k in keys if k in m) + f" (n={m['n']})"
 
 
 @cli.command()
 @click.option("--model", "run_dir", required=True, help="A run folder from gradstep train.")
 @click.option("--data", "data_path", required=True, help="CSV with the same feature columns.")
-@click.option("--out", "out_path", required=True, help="Where to write the predictions CSV.")
-def predict(run_dir, data_path, out_path) -> None:
+@click.option(
+    "--out", "out_path", required=True, help="Where to write the predictions CSV ('-': stdout)."
+)
+@click.option("--proba", is_flag=True, help="Also write one probability column per class.")
+@overwrite_option
+def predict(run_dir, data_path, out_path, proba, overwrite) -> None:
     """Predict the target for every row of a CSV."""
     import pandas as pd
 
-    from gradstep.data.tabular import read_table
-    from gradstep.io import atomic_write_bytes
-    from gradstep.train.tabular import TabularModel
+    from gradstep.paths import check_output, output_file
+    from gradstep.train.tabular import TabularModel, read_run_table
 
+    inputs = [data_path, run_dir]
+    if out_path != "-":
+        check_output(out_path, kind="file", inputs=inputs, overwrite=overwrite)
     model = TabularModel.load(run_dir)
-    df = read_table(data_path)
+    df = read_run_table(data_path, model.config)
     pred = model.predict(df, data_path)
     out = pd.DataFrame({f"{model.config.target}_predicted": pred})
-    atomic_write_bytes(out_path, out.to_csv(index=False, float_format="%.17g").encode())
+    if proba:
+        p = model.predict_proba(df, data_path)
+        for j, c in enumerate(model.classes):
+            out[f"proba_{c}"] = p[:, j]
+    text = out.to_csv(index=False, float_format="%.17g").encode()
+    if out_path == "-":
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+        return
+    with output_file(out_path, inputs=inputs, overwrite=overwrite) as f:
+        f.write(text)
     click.echo(f"{len(out)} predictions written to {out_path}")
 
 
 @cli.command()
 @click.option("--model", "run_dir", required=True)
 @click.option("--data", "data_path", required=True, help="CSV with features and the target.")
-def evaluate(run_dir, data_path) -> None:
+@click.option(
+    "--out",
+    "out_dir",
+    help="A folder for metrics.json (and confusion_matrix.png for a classification).",
+)
+@overwrite_option
+def evaluate(run_dir, data_path, out_dir, overwrite) -> None:
     """Score a trained model on a labelled CSV."""
-    from gradstep.data.tabular import read_table
-    from gradstep.train.tabular import TabularModel
+    import json
 
+    from gradstep.paths import check_output, output_folder
+    from gradstep.train.scores import plot_confusion
+    from gradstep.train.tabular import TabularModel, read_run_table
+
+    inputs = [data_path, run_dir]
+    if out_dir is not None:
+        check_output(out_dir, kind="evaluation", inputs=inputs, overwrite=overwrite)
     model = TabularModel.load(run_dir)
-    metrics = model.evaluate(read_table(data_path), data_path)
-    click.echo(
-        " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-    )
+    metrics = model.evaluate(read_run_table(data_path, model.config), data_path)
+    click.echo(_scores(metrics))
+    if "per_class" in metrics:
+        click.echo("class        precision  recall  support")
+        for c, v in metrics["per_class"].items():
+            click.echo(f"{c:<12} {v['precision']:9.3f} {v['recall']:7.3f} {v['support']:8d}")
+        click.echo(
+            f"confusion matrix (rows: true, columns: predicted): {metrics['confusion_matrix']}"
+        )
+    if out_dir is not None:
+        with output_folder(out_dir, kind="evaluation", inputs=inputs, overwrite=overwrite) as tmp:
+            with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
+                json.dump(metrics, f, indent=2)
+            if "confusion_matrix" in metrics:
+                plot_confusion(metrics, os.path.join(tmp, "confusion_matrix.png"))
+        click.echo(f"written to {os.path.abspath(out_dir)}")
 
 
 @cli.command()
@@ -131,28 +206,36 @@ def evaluate(run_dir, data_path) -> None:
 @click.option("--x", "x_col", required=True, help="The input column.")
 @click.option("--y", "y_col", required=True, help="The column to predict.")
 @click.option("--loss", type=click.Choice(["mse", "mae"]), default="mse", show_default=True)
-@click.option("--out", "out_path", default="surface.png", show_default=True)
-def surface(data_path, x_col, y_col, loss, out_path) -> None:
+@click.option(
+    "--out",
+    "out_path",
+    default="surface.png",
+    show_default=True,
+    help="The figure; its format follows the extension (.png, .pdf or .svg).",
+)
+@overwrite_option
+def surface(data_path, x_col, y_col, loss, out_path, overwrite) -> None:
     """The error surface of y = b + w x over (w, b), with gradient descent paths."""
     from gradstep.data.tabular import check_columns, numeric_column, read_table
     from gradstep.lab.surface import plot_error_surface
+    from gradstep.paths import check_output, output_file
 
+    fmt = os.path.splitext(out_path)[1].lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise InputError(
+            f"--out {out_path!r}: the extension must be .png, .pdf or .svg (the figure's format)"
+        )
+    check_output(out_path, kind="file", inputs=[data_path], overwrite=overwrite)
     df = read_table(data_path)
     check_columns(df, [x_col, y_col], data_path)
     x, y = numeric_column(df, x_col, data_path), numeric_column(df, y_col, data_path)
     if np.std(x) == 0:
         raise InputError(f"{data_path}, column '{x_col}': constant; the surface is degenerate")
     xs = (x - x.mean()) / x.std()
-    folder = os.path.dirname(os.path.abspath(out_path))
-    if not os.path.isdir(folder):
-        raise InputError(f"--out: folder {folder} does not exist")
-    tmp = out_path + ".tmp.png"
-    try:
-        info = plot_error_surface(xs, y, [0.01, 0.3, 1.05], tmp, w0=0.0, b0=0.0, loss=loss)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with output_file(out_path, inputs=[data_path], overwrite=overwrite) as f:
+        info = plot_error_surface(
+            xs, y, [0.01, 0.3, 1.05], f, w0=0.0, b0=0.0, loss=loss, format=fmt
+        )
     click.echo(
         f"minimum on the grid (w, b) = {tuple(round(v, 4) for v in info['grid_min'])} "
         f"for standardised {x_col}; written to {out_path}"
@@ -160,20 +243,40 @@ def surface(data_path, x_col, y_col, loss, out_path) -> None:
 
 
 @cli.command()
-def datasets() -> None:
-    """What data is bundled (no download needed)."""
-    click.echo(
-        "seattle-weather  vega_datasets (local): 1,461 days of Seattle weather, 2012-2015,"
-        " NOAA, public domain; used by `gradstep lecture`"
-    )
-    click.echo("diabetes         scikit-learn: 442 patients, 10 features, a regression target")
-    click.echo("digits           scikit-learn: 1,797 8x8 images of handwritten digits, 10 classes")
+@click.option(
+    "--export",
+    nargs=2,
+    metavar="NAME FILE.csv",
+    help="Write bundled dataset NAME as a CSV, to try the CLI on it.",
+)
+@overwrite_option
+def datasets(export, overwrite) -> None:
+    """What data is bundled (no download needed), or --export NAME FILE.csv."""
+    from gradstep.data.bundled import DATASETS, load_frame
+
+    if export:
+        from gradstep.paths import output_file
+
+        name, path = export
+        df = load_frame(name)
+        with output_file(path, overwrite=overwrite, option="--export FILE") as f:
+            f.write(df.to_csv(index=False).encode())
+        target = DATASETS[name][1]
+        click.echo(f"{name}: {len(df)} rows, {df.shape[1]} columns (target: {target}) -> {path}")
+        return
+    for name, (about, target, _) in DATASETS.items():
+        click.echo(f"{name:<16} {about} (target: {target})")
 
 
 def main(argv=None) -> int:
-    """Entry point: run ``cli`` and turn every user error into one line and exit code 2."""
+    """Entry point: run ``cli`` and turn every user error into one line and exit code 2.
+
+    NumPy's floating-point warnings are silenced here: the library checks for non-finite
+    results itself (a diverging run stops with one line that says so), and five RuntimeWarnings
+    ahead of that line only hide it."""
     try:
-        cli.main(args=argv, prog_name="gradstep", standalone_mode=False)
+        with np.errstate(all="ignore"):
+            cli.main(args=argv, prog_name="gradstep", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:  # `gradstep` alone: show the help
         click.echo(e.ctx.get_help())
         return 0

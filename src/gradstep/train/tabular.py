@@ -1,9 +1,9 @@
 """Training on a user's table: the library behind ``gradstep train`` / ``predict`` / ``evaluate``.
 
-A run folder holds ``model.ckpt`` (weights, configuration, feature and target statistics, class
-names: everything ``predict`` needs), ``metrics.json``, ``history.csv``, ``learning_curves.png``
-and ``summary.txt``. The folder is built in a temporary folder beside it and moved into place
-only when complete.
+A run folder holds ``model.ckpt`` (weights, configuration, the table encoder, target statistics,
+class names: everything ``predict`` needs), ``metrics.json``, ``history.csv``,
+``learning_curves.png`` and ``summary.txt``. The folder is built under a temporary name beside
+its destination and published only when complete (:mod:`gradstep.paths`).
 """
 
 from __future__ import annotations
@@ -11,211 +11,107 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
 
 import numpy as np
 
 import gradstep as gs
 from gradstep import nn, optim
 from gradstep.autograd import no_grad
-from gradstep.data import DataLoader, StandardScaler, TensorDataset
-from gradstep.data.tabular import InputError, check_columns, numeric_column, read_table
+from gradstep.data import DataLoader, TensorDataset
+from gradstep.data.encoder import TableEncoder
+from gradstep.data.tabular import check_columns, read_table
+from gradstep.data.target import infer_target, match_labels
+from gradstep.errors import InputError
 from gradstep.io import atomic_write_bytes
+from gradstep.paths import output_folder
+from gradstep.train import scores
 from gradstep.train.callbacks import EarlyStopping
+from gradstep.train.config import TrainConfig, load_config_file
 from gradstep.train.loop import fit
+
+__all__ = ["TabularModel", "TrainConfig", "load_config_file", "read_run_table", "train_tabular"]
 
 LOSSES = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss, "ce": nn.CrossEntropyLoss}
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam}
+# Below this many multiply-adds in the largest matrix product of a step, a second BLAS thread
+# costs more in synchronisation than it gains (measured: docs/performance.md, "BLAS threads").
+SMALL_GEMM = 4_000_000
 
 
-@dataclass
-class TrainConfig:
-    """Every choice of a training run; also the keys a ``--config run.toml`` may set."""
+class WeightedCrossEntropy(nn.Module):
+    """Cross-entropy with a weight per class, normalised as PyTorch's ``weight=``:
+    sum_n w[y_n] loss_n / sum_n w[y_n]."""
 
-    target: str = ""
-    task: str = "auto"  # auto | regression | classification
-    features: list = field(default_factory=list)  # empty: every column but the target
-    hidden: list = field(default_factory=lambda: [64, 32])
-    activation: str = "relu"
-    loss: str = "auto"  # auto | mse | mae | huber | ce
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    batch_size: int = 32
-    epochs: int = 200
-    val_fraction: float = 0.2
-    patience: int = 20
-    seed: int = 0
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = np.asarray(weight, dtype=np.float64)
 
-    @classmethod
-    def from_dict(cls, d: dict, source: str) -> TrainConfig:
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        out = cls()
-        for key, value in d.items():
-            if key not in known:
-                raise InputError(f"{source}: unknown key '{key}' (known: {', '.join(known)})")
-            setattr(out, key, value)
-        return out
+    def forward(self, logits, labels):
+        from gradstep import functional as F
 
-    def validate(self, source: str = "options", require_target: bool = True) -> TrainConfig:
-        def bad(key, why):
-            raise InputError(f"{source}: '{key}' {why}")
-
-        checks = [
-            (
-                "target",
-                isinstance(self.target, str) and (self.target != "" or not require_target),
-                "must name a column",
-            ),
-            (
-                "task",
-                self.task in ("auto", "regression", "classification"),
-                "must be auto, regression or classification",
-            ),
-            (
-                "activation",
-                self.activation in ("relu", "sigmoid", "tanh", "leaky_relu"),
-                "must be relu, sigmoid, tanh or leaky_relu",
-            ),
-            ("loss", self.loss in ("auto", *LOSSES), f"must be one of auto, {', '.join(LOSSES)}"),
-            ("optimizer", self.optimizer in OPTIMIZERS, "must be sgd or adam"),
-            (
-                "features",
-                isinstance(self.features, list) and all(isinstance(f, str) for f in self.features),
-                "must be a list of names",
-            ),
-            (
-                "hidden",
-                isinstance(self.hidden, list)
-                and all(
-                    isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in self.hidden
-                ),
-                "must be a list of positive integers",
-            ),
-        ]
-        for key, ok, why in checks:
-            if not ok:
-                bad(key, why)
-        for key, lo, integer in (
-            ("lr", 0, False),
-            ("batch_size", 1, True),
-            ("epochs", 1, True),
-            ("patience", 0, True),
-            ("seed", 0, True),
-        ):
-            v = getattr(self, key)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float))
-                or (integer and not isinstance(v, int))
-            ):
-                bad(key, f"must be {'an integer' if integer else 'a number'}, got {v!r}")
-            if not np.isfinite(v) or v < lo or (key == "lr" and v <= 0):
-                bad(key, f"must be {'positive' if key == 'lr' else f'>= {lo}'}, got {v!r}")
-        vf = self.val_fraction
-        if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1:
-            bad("val_fraction", f"must be a number in [0, 1), got {vf!r}")
-        return self
+        labels = np.asarray(getattr(labels, "data", labels))
+        w = self.weight[labels].astype(logits.dtype)
+        return (F.cross_entropy(logits, labels, reduction="none") * w).sum() / float(w.sum())
 
 
-def load_config_file(path) -> dict:
-    """The keys of a TOML config file (errors name the file and line)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-
-    from gradstep.data.tabular import read_text
-
-    text = read_text(path)
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: invalid TOML ({e})") from None
+def choose_threads(cfg: TrainConfig, n_in: int, n_out: int) -> int | None:
+    """BLAS threads for this run: ``cfg.threads`` if set, else 1 for small products (the
+    course's models), else None (the library's default)."""
+    if cfg.threads:
+        return cfg.threads
+    widths = [n_in, *cfg.hidden, n_out]
+    largest = max(a * b for a, b in zip(widths, widths[1:])) * max(cfg.batch_size, 1024)
+    return 1 if largest < SMALL_GEMM else None
 
 
-def _prepare(df, cfg: TrainConfig, path):
-    """Feature matrix and names. Without explicit features every other column is one, except
-    columns with no number at all (names, categories), which are skipped and reported; a
-    mostly numeric column with a bad cell is an error naming line and column, never skipped."""
-    import pandas as pd
-
-    check_columns(df, [cfg.target], path)
-    skipped = []
-    features = cfg.features
-    if not features:
-        features = []
-        for c in df.columns:
-            if c == cfg.target:
-                continue
-            if pd.to_numeric(df[c].str.strip(), errors="coerce").notna().any():
-                features.append(c)
-            else:
-                skipped.append(c)
-    check_columns(df, features, path, "feature column")
-    if cfg.target in features:
-        raise InputError(f"{path}: the target '{cfg.target}' is also listed as a feature")
-    if not features:
-        raise InputError(f"{path}: no feature columns besides the target '{cfg.target}'")
-    X = np.column_stack([numeric_column(df, c, path) for c in features])
-    return X, features, skipped
-
-
-def _atomic_folder(out_dir: str):
-    out_dir = os.path.abspath(out_dir)
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    return out_dir, tempfile.mkdtemp(prefix=".gradstep-run-", dir=os.path.dirname(out_dir))
-
-
-def _move_into_place(tmp: str, out_dir: str) -> None:
-    old = None
-    if os.path.exists(out_dir):
-        old = tmp + ".old"
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+def read_run_table(path, cfg: TrainConfig):
+    """The table at ``path``, read with the run's delimiter and number format."""
+    return read_table(
+        path, sep=cfg.sep or None, decimal=cfg.decimal, thousands=cfg.thousands or None
+    )
 
 
 class TabularModel:
     """A trained model with everything needed to predict from raw CSV columns."""
 
-    def __init__(
-        self,
-        model,
-        config: TrainConfig,
-        features,
-        scaler,
-        task,
-        classes=None,
-        y_mean=0.0,
-        y_std=1.0,
-    ):
-        self.model, self.config, self.features = model, config, list(features)
-        self.scaler, self.task, self.classes = scaler, task, classes
+    def __init__(self, model, config, encoder, task, classes=None, y_mean=0.0, y_std=1.0, **info):
+        self.model, self.config, self.encoder = model, config, encoder
+        self.task, self.classes = task, classes
         self.y_mean, self.y_std = y_mean, y_std
+        self.target_format = info.get("target_format", "plain")
+
+    @property
+    def features(self) -> list[str]:
+        return self.encoder.used
 
     @classmethod
     def load(cls, run_dir) -> TabularModel:
         path = os.path.join(os.fspath(run_dir), "model.ckpt")
-        if not os.path.exists(path):
+        if not os.path.isfile(path):
             raise InputError(f"{run_dir}: no model.ckpt here; is it a folder from gradstep train?")
         state = gs.load(path)
-        cfg = TrainConfig(**state["config"])
-        n_out = len(state["classes"]) if state["task"] == "classification" else 1
-        model = nn.mlp(len(state["features"]), cfg.hidden, n_out, cfg.activation)
-        model.load_state_dict(state["model"])
-        scaler = StandardScaler().load_state_dict(state["scaler"])
+        try:
+            known = {f.name for f in dataclasses.fields(TrainConfig)}
+            cfg = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
+            cfg.validate(path)
+            if "encoder" in state:
+                encoder = TableEncoder.from_state_dict(state["encoder"])
+            else:  # a run folder from before the encoder
+                encoder = TableEncoder.from_legacy(state["features"], state["scaler"])
+            n_out = len(state["classes"]) if state["task"] == "classification" else 1
+            model = nn.mlp(encoder.n_outputs, cfg.hidden, n_out, cfg.activation)
+            model.load_state_dict(state["model"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{path}: not a run this gradstep can read ({e})") from None
         return cls(
             model,
             cfg,
-            state["features"],
-            scaler,
+            encoder,
             state["task"],
             state.get("classes"),
             state["y_mean"],
             state["y_std"],
+            target_format=state.get("target_format", "plain"),
         )
 
     def save(self, path) -> None:
@@ -223,145 +119,248 @@ class TabularModel:
             {
                 "model": self.model.state_dict(),
                 "config": dataclasses.asdict(self.config),
-                "features": self.features,
-                "scaler": self.scaler.state_dict(),
+                "encoder": self.encoder.state_dict(),
                 "task": self.task,
                 "classes": self.classes,
                 "y_mean": self.y_mean,
                 "y_std": self.y_std,
+                "target_format": self.target_format,
             },
             path,
         )
 
-    def predict_array(self, X: np.ndarray) -> np.ndarray:
+    def _outputs(self, df, path) -> np.ndarray:
+        X = self.encoder.transform(df, path)
         with no_grad():
             self.model.eval()
-            out = self.model(self.scaler.transform(X)).data
-        if self.task == "classification":
-            return np.asarray(self.classes, dtype=object)[out.argmax(axis=1)]
-        return out[:, 0].astype(np.float64) * self.y_std + self.y_mean
+            out = self.model(X).data.astype(np.float64)
+        if not np.all(np.isfinite(out)):
+            raise InputError(f"{path}: the model's outputs are not finite (damaged weights?)")
+        return out
+
+    def predict_proba(self, df, path="<data>") -> np.ndarray:
+        """Class probabilities of shape (n_rows, n_classes), columns in ``classes`` order."""
+        if self.task != "classification":
+            raise InputError("--proba needs a classification run; this one is a regression")
+        out = self._outputs(df, path)
+        out = np.exp(out - out.max(axis=1, keepdims=True))
+        return out / out.sum(axis=1, keepdims=True)
 
     def predict(self, df, path="<data>") -> np.ndarray:
-        check_columns(df, self.features, path, "feature column")
-        X = np.column_stack([numeric_column(df, c, path) for c in self.features])
-        return self.predict_array(X)
+        """The predicted target of every row: class labels, or numbers in the target's units."""
+        out = self._outputs(df, path)
+        if self.task == "classification":
+            return np.asarray(self.classes, dtype=object)[out.argmax(axis=1)]
+        return out[:, 0] * self.y_std + self.y_mean
 
     def evaluate(self, df, path="<data>") -> dict:
-        check_columns(df, [self.config.target], path)
-        pred = self.predict(df, path)
+        """Scores against the target column of ``df`` (rows whose target is missing are left
+        out): MAE, RMSE, R² for a regression; accuracy, macro-F1, per-class precision and
+        recall and the confusion matrix for a classification. Labels compare by value."""
+        target = self.config.target
+        check_columns(df, [target], path)
+        df = df[df[target].notna().to_numpy()]
+        if len(df) == 0:
+            raise InputError(f"{path}, column '{target}': every target cell is missing")
+        out = self._outputs(df, path)
         if self.task == "classification":
-            truth = df[self.config.target].str.strip().to_numpy(object)
-            return {"accuracy": float(np.mean(pred == truth)), "n": len(truth)}
-        y = numeric_column(df, self.config.target, path)
-        return {
-            "mae": float(np.mean(np.abs(pred - y))),
-            "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
-            "n": len(y),
-        }
+            truth = match_labels(df[target], self.classes, self.target_format)
+            return scores.classification_scores(out.argmax(axis=1), truth, self.classes)
+        from gradstep.data import columns as cols
+
+        y = cols.to_numbers(df[target], self.target_format)
+        cols.check_known(df[target], y, target, path, "a number")
+        return scores.regression_scores(out[:, 0] * self.y_std + self.y_mean, y)
 
 
-def train_tabular(data_path, cfg: TrainConfig, out_dir, verbose: int | None = None) -> dict:
-    """Read ``data_path``, train as ``cfg`` says, write the run folder; return the metrics."""
+def train_tabular(
+    data_path,
+    cfg: TrainConfig,
+    out_dir,
+    verbose: int | None = None,
+    overwrite: bool = False,
+    config_path=None,
+    log=None,
+) -> dict:
+    """Read ``data_path``, train as ``cfg`` says, write the run folder; return the metrics.
+
+    ``out_dir`` follows :mod:`gradstep.paths`: never an input, refused if it exists unless
+    ``overwrite`` (and then only if it is a gradstep run folder), published only when complete.
+    ``log`` (a function of one line) hears what was decided: the task and why, each column.
+    """
     cfg.validate()
-    df = read_table(data_path)
-    X, features, skipped = _prepare(df, cfg, data_path)
-    raw_y = df[cfg.target].str.strip()
-    task = cfg.task
-    if task == "auto":
-        import pandas as pd
+    inputs = [data_path, config_path]
+    with output_folder(out_dir, kind="run", inputs=inputs, overwrite=overwrite) as tmp:
+        return _train_into(data_path, cfg, tmp, verbose, log or (lambda line: None))
 
-        # Mostly numbers: regression (a stray "n/a" is then reported, not taken as a class).
-        numeric = pd.to_numeric(raw_y, errors="coerce").notna().mean()
-        task = "regression" if numeric > 0.5 else "classification"
-    classes, y_mean, y_std = None, 0.0, 1.0
-    if task == "classification":
-        if (raw_y == "").any():
-            i = int(np.flatnonzero((raw_y == "").to_numpy())[0])
-            raise InputError(f"{data_path} line {i + 2}, column '{cfg.target}': empty label")
-        classes = sorted(raw_y.unique().tolist())
-        if len(classes) < 2:
-            raise InputError(
-                f"{data_path}, column '{cfg.target}': only one class "
-                f"('{classes[0]}'); classification needs at least two"
-            )
-        index = {c: i for i, c in enumerate(classes)}
-        y = np.array([index[v] for v in raw_y], dtype=np.int64)
-        loss = "ce" if cfg.loss == "auto" else cfg.loss
-        if loss != "ce":
-            raise InputError(f"options: loss '{loss}' does not fit classification; use ce")
-    else:
-        y = numeric_column(df, cfg.target, data_path)
-        y_mean, y_std = float(y.mean()), float(y.std()) or 1.0
-        y = ((y - y_mean) / y_std)[:, None]
-        loss = "mse" if cfg.loss == "auto" else cfg.loss
-        if loss == "ce":
-            raise InputError("options: loss 'ce' needs --task classification")
-    n = len(X)
+
+def _select_features(df, cfg: TrainConfig, path) -> list[str]:
+    check_columns(df, [cfg.target], path)
+    features = cfg.features or [c for c in df.columns if c != cfg.target]
+    check_columns(df, features, path, "feature column")
+    if cfg.target in features:
+        raise InputError(f"{path}: the target '{cfg.target}' is also listed as a feature")
+    if not features:
+        raise InputError(f"{path}: no feature columns besides the target '{cfg.target}'")
+    return features
+
+
+def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    df = read_run_table(data_path, cfg)
+    features = _select_features(df, cfg, data_path)
+    sep = df.attrs.get("sep", cfg.sep or ",")
+    target = infer_target(df[cfg.target], cfg.target, data_path, cfg.task, sep)
+    log(f"task: {target.task} (target '{cfg.target}': {target.why}; --task overrides)")
+    keep = target.present
+    dropped = {"missing_target": int((~keep).sum())}
+    if cfg.missing == "error" and dropped["missing_target"]:
+        i = int(np.flatnonzero(~keep)[0])
+        raise InputError(
+            f"{data_path} line {df.index[i]}, column '{cfg.target}': missing target and "
+            "--missing error"
+        )
+    encoder = TableEncoder(cfg.missing, sep)
+    if cfg.missing == "drop":
+        encoder.fit(df[keep], features, data_path)
+        incomplete = encoder.missing_rows(df)
+        dropped["missing_features"] = int((incomplete & keep).sum())
+        keep = keep & ~incomplete
+    for what, n in dropped.items():
+        if n:
+            log(f"dropped {n} rows with a {what.replace('_', ' ')}")
+    df, y = df[keep], target.values[keep]
+    n = len(df)
+    if n == 0:
+        raise InputError(f"{data_path}: no rows left after dropping missing values")
     rng = np.random.default_rng(cfg.seed)
     perm = rng.permutation(n)
     n_val = int(round(cfg.val_fraction * n))
     if n_val and n - n_val < 1:
         raise InputError(f"{data_path}: {n} rows are too few for val_fraction {cfg.val_fraction}")
-    tr, va = perm[n_val:], perm[:n_val]
+    tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    encoder.fit(df.iloc[tr], features, data_path)
+    log("columns:")
+    for line in encoder.describe():
+        log(line)
+    X = encoder.transform(df, data_path)
+    classes, y_mean, y_std = target.classes, 0.0, 1.0
+    if target.task == "classification":
+        if len(np.unique(y[tr])) < 2:
+            raise InputError(
+                f"{data_path}, column '{cfg.target}': only one class "
+                f"('{classes[int(y[tr][0])]}') in the training rows; classification needs two"
+            )
+        loss = "ce" if cfg.loss == "auto" else cfg.loss
+        if loss != "ce":
+            raise InputError(f"options: loss '{loss}' does not fit classification; use ce")
+        y = y.astype(np.int64)
+    else:
+        y_mean, y_std = (float(v) for v in _moments(y[tr]))
+        y = ((y - y_mean) / y_std)[:, None]
+        loss = "mse" if cfg.loss == "auto" else cfg.loss
+        if loss == "ce":
+            raise InputError("options: loss 'ce' needs --task classification")
     gs.manual_seed(cfg.seed)
-    scaler = StandardScaler().fit(X[tr])
-    Xs = scaler.transform(X)
-    model = nn.mlp(X.shape[1], cfg.hidden, len(classes) if classes else 1, cfg.activation)
+    n_out = len(classes) if classes else 1
+    model = nn.mlp(X.shape[1], cfg.hidden, n_out, cfg.activation)
     opt = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr)
-    train_loader = DataLoader(TensorDataset(Xs[tr], y[tr]), cfg.batch_size, shuffle=True)
-    val_loader = DataLoader(TensorDataset(Xs[va], y[va]), 1024) if n_val else None
-    callbacks = [
-        EarlyStopping(
-            "val_loss" if n_val else "loss", patience=cfg.patience, restore_best_weights=True
-        )
-    ]
-    metrics = ["accuracy"] if task == "classification" else []
-    history = fit(
-        model,
-        LOSSES[loss](),
-        opt,
-        train_loader,
-        val_loader,
-        cfg.epochs,
-        callbacks=callbacks,
-        metrics=metrics,
-        verbose=verbose,
+    train_loader = DataLoader(TensorDataset(X[tr], y[tr]), cfg.batch_size, shuffle=True)
+    val_loader = DataLoader(TensorDataset(X[va], y[va]), 1024) if n_val else None
+    stopper = EarlyStopping(
+        "val_loss" if n_val else "loss", patience=cfg.patience, restore_best_weights=True
     )
+    loss_fn, compiled = LOSSES[loss](), True
+    if target.task == "classification" and cfg.class_weight == "balanced":
+        counts = np.bincount(y[tr], minlength=n_out).astype(np.float64)
+        weight = np.where(counts > 0, len(tr) / (n_out * np.maximum(counts, 1)), 0.0)
+        loss_fn, compiled = WeightedCrossEntropy(weight), False
+        log(
+            "class weights (balanced): "
+            + ", ".join(f"{c}={w:.3g}" for c, w in zip(classes, weight))
+        )
+    threads = choose_threads(cfg, X.shape[1], n_out)
+    with threadpool_limits(limits=threads):
+        history = fit(
+            model,
+            loss_fn,
+            opt,
+            train_loader,
+            val_loader,
+            cfg.epochs,
+            callbacks=[stopper],
+            metrics=["accuracy"] if target.task == "classification" else [],
+            verbose=verbose,
+            compile=compiled,
+        )
     if history.stop_reason and history.stop_reason.startswith("training stopped"):
         raise InputError(history.stop_reason)
-    cfg = dataclasses.replace(cfg, task=task, loss=loss, features=features)
-    result = TabularModel(model, cfg, features, scaler, task, classes, y_mean, y_std)
+    cfg = dataclasses.replace(cfg, task=target.task, loss=loss, features=encoder.used)
+    result = TabularModel(
+        model,
+        cfg,
+        encoder,
+        target.task,
+        classes,
+        y_mean,
+        y_std,
+        target_format=target.number_format,
+    )
     final = {
-        "task": task,
+        "task": target.task,
+        "task_reason": target.why,
         "epochs_run": len(history.epochs),
+        "weights_from_epoch": (
+            stopper.best_epoch + 1 if stopper.best_epoch is not None else len(history.epochs)
+        ),
         "stop_reason": history.stop_reason,
-        "features": features,
-        "skipped_non_numeric_columns": skipped,
+        "features": encoder.used,
+        "skipped_columns": {c.name: c.why for c in encoder.skipped_},
+        "dropped_rows": dropped,
+        "blas_threads": threads or "default",
         "train": result.evaluate(df.iloc[tr], data_path),
     }
     if n_val:
         final["validation"] = result.evaluate(df.iloc[va], data_path)
-    out_dir, tmp = _atomic_folder(out_dir)
-    try:
-        result.save(os.path.join(tmp, "model.ckpt"))
-        atomic_write_bytes(os.path.join(tmp, "metrics.json"), json.dumps(final, indent=2).encode())
-        history.save_csv(os.path.join(tmp, "history.csv"))
-        _plot_history(history, os.path.join(tmp, "learning_curves.png"))
-        summary = [
-            f"task: {task}, target: {cfg.target}, features: {', '.join(features)}"
-            + (f" (skipped non-numeric: {', '.join(skipped)})" if skipped else ""),
-            f"model: {len(features)} -> {' -> '.join(map(str, cfg.hidden))} -> "
-            f"{len(classes) if classes else 1} ({cfg.activation}), loss {loss}, "
-            f"{cfg.optimizer} lr {cfg.lr}",
-            f"epochs run: {len(history.epochs)}",
-            f"metrics: {json.dumps({k: final[k] for k in ('train', 'validation') if k in final})}",
-        ]
-        atomic_write_bytes(os.path.join(tmp, "summary.txt"), ("\n".join(summary) + "\n").encode())
-        _move_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _write_run(tmp, result, final, history, encoder)
     return final
+
+
+def _moments(y: np.ndarray):
+    """Mean and standard deviation that stay finite for any finite target (scaled first)."""
+    big = float(np.max(np.abs(y))) or 1.0
+    z = y / big
+    std = float(z.std()) * big
+    return float(z.mean()) * big, (std if std > 0 else 1.0)
+
+
+def _headline(final: dict) -> dict:
+    keep = ("accuracy", "macro_f1", "mae", "rmse", "r2", "n")
+    return {
+        k: {m: final[k][m] for m in keep if m in final[k]}
+        for k in ("train", "validation")
+        if k in final
+    }
+
+
+def _write_run(tmp, result: TabularModel, final: dict, history, encoder) -> None:
+    cfg = result.config
+    result.save(os.path.join(tmp, "model.ckpt"))
+    atomic_write_bytes(os.path.join(tmp, "metrics.json"), json.dumps(final, indent=2).encode())
+    history.save_csv(os.path.join(tmp, "history.csv"))
+    _plot_history(history, os.path.join(tmp, "learning_curves.png"))
+    n_out = len(result.classes) if result.classes else 1
+    summary = [
+        f"task: {result.task} ({final['task_reason']}), target: {cfg.target}",
+        "columns:",
+        *encoder.describe(),
+        f"model: {encoder.n_outputs} inputs -> {' -> '.join(map(str, cfg.hidden))} -> "
+        f"{n_out} ({cfg.activation}), loss {cfg.loss}, {cfg.optimizer} lr {cfg.lr}",
+        f"epochs run: {final['epochs_run']}; weights kept from epoch {final['weights_from_epoch']}",
+        f"metrics: {json.dumps(_headline(final))}",
+    ]
+    atomic_write_bytes(os.path.join(tmp, "summary.txt"), ("\n".join(summary) + "\n").encode())
 
 
 def _plot_history(history, path) -> None:

@@ -1,0 +1,147 @@
+"""What a table's column holds: numbers (also "3,504" and "1,5"), booleans, dates, categories,
+or identifiers and free text that a network cannot use.
+
+:func:`infer` decides a column's kind from its cells; :func:`to_numbers` reads numbers written
+with thousands separators or decimal commas the way the column writes them (one way per
+column, so "1,234" is never a thousand in one row and 1.234 in the next). A comma-separated
+file cannot hold an unquoted decimal comma, so there a comma is a thousands separator.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gradstep.errors import InputError
+
+TRUE = {"true", "yes", "y", "t"}
+FALSE = {"false", "no", "n", "f"}
+MAX_CATEGORIES = 50
+_THOUSANDS = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d*)(,\d+)?$")
+_DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
+
+
+@dataclass
+class Column:
+    """One column's kind and, for numbers, how they are written."""
+
+    name: str
+    kind: str  # numeric | boolean | date | categorical | skip
+    why: str = ""
+    number_format: str = "plain"  # plain | thousands | decimal_comma
+    extra: dict = field(default_factory=dict)
+
+
+def _strings(col):
+    """Non-missing cells as stripped strings, and the mask of missing cells."""
+    missing = col.isna().to_numpy()
+    return col[~missing].astype(str).str.strip(), missing
+
+
+def to_numbers(col, number_format: str = "plain") -> np.ndarray:
+    """float64 values of a column (NaN where missing or not a number in that format)."""
+    import pandas as pd
+
+    if col.dtype.kind in "iufb":
+        return col.to_numpy(np.float64)
+    s = col.astype(object).where(col.notna(), None)
+    s = s.astype(str).str.strip().where(col.notna(), None)
+    if number_format == "thousands":
+        s = s.where(s.str.match(_THOUSANDS, na=False), None).str.replace(",", "", regex=False)
+    elif number_format == "decimal_comma":
+        ok = s.str.match(_DECIMAL_COMMA, na=False) & s.str.contains(r"\d", na=False)
+        s = s.where(ok, None).str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+
+
+def _number_format(col, sep: str) -> tuple[str, float]:
+    """The way of writing numbers that reads the most cells, and the share it reads."""
+    present = col.notna().to_numpy()
+    n = max(int(present.sum()), 1)
+    formats = ["plain", "thousands"] + (["decimal_comma"] if sep != "," else [])
+    best, best_share = "plain", -1.0
+    for fmt in formats:
+        share = float(np.isfinite(to_numbers(col, fmt))[present].sum()) / n
+        if share > best_share + 1e-12:
+            best, best_share = fmt, share
+    return best, best_share
+
+
+def infer(col, name: str, sep: str = ",") -> Column:
+    """The kind of column ``name``: decided from its non-missing cells."""
+    import pandas as pd
+
+    if col.dtype.kind == "b":
+        return Column(name, "boolean", "true/false values")
+    if col.dtype.kind in "iuf":
+        return Column(name, "numeric", "numbers")
+    values, _ = _strings(col)
+    if len(values) == 0:
+        return Column(name, "skip", "every cell is missing")
+    fmt, share = _number_format(col, sep)
+    if share > 0.5:
+        how = {"plain": "", "thousands": " with thousands separators", "decimal_comma": ""}[fmt]
+        if fmt == "decimal_comma":
+            how = " with decimal commas"
+        return Column(name, "numeric", f"numbers{how}", number_format=fmt)
+    lower = set(values.str.lower().unique())
+    if lower <= TRUE | FALSE and lower & TRUE and lower & FALSE:
+        return Column(name, "boolean", f"two values ({', '.join(sorted(set(values)))})")
+    if values.str.match(_DATE).mean() >= 0.9:
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        if parsed.notna().mean() >= 0.9:
+            return Column(name, "date", "dates: year, month, day of year, weekday")
+    n_unique = values.nunique()
+    if n_unique <= MAX_CATEGORIES and (n_unique <= len(values) / 2 or n_unique <= 2):
+        return Column(name, "categorical", f"{n_unique} categories, one-hot encoded")
+    if n_unique == len(values):
+        return Column(name, "skip", "an identifier or free text (every value differs)")
+    return Column(name, "skip", f"free text ({n_unique} distinct values)")
+
+
+def first_bad(col, values: np.ndarray, missing: np.ndarray):
+    """Position of the first cell that is present but not a finite number, or None."""
+    bad = ~np.isfinite(values) & ~missing
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
+def date_parts(col) -> np.ndarray:
+    """(n, 4) float64: year, month, day of year, weekday (0 = Monday); NaN where missing."""
+    import pandas as pd
+
+    s = col.astype(object).where(col.notna(), None)
+    d = pd.to_datetime(s, errors="coerce", format="mixed")
+    parts = [d.dt.year, d.dt.month, d.dt.dayofyear, d.dt.weekday]
+    return np.column_stack([p.to_numpy(np.float64, na_value=np.nan) for p in parts])
+
+
+def booleans(col) -> np.ndarray:
+    """1.0 for true-like, 0.0 for false-like, NaN for missing; other values raise."""
+    if col.dtype.kind == "b":
+        return col.to_numpy(np.float64)
+    s = col.astype(object).where(col.notna(), None)
+    low = s.astype(str).str.strip().str.lower()
+    out = np.where(low.isin(TRUE), 1.0, np.where(low.isin(FALSE), 0.0, np.nan))
+    out[col.isna().to_numpy()] = np.nan
+    return out
+
+
+def check_known(col, values: np.ndarray, name: str, path, what: str) -> None:
+    """Raise for the first present cell that ``values`` could not read."""
+    from gradstep.data.tabular import line_of, short
+
+    i = first_bad(col, values, col.isna().to_numpy())
+    if i is not None:
+        cell = col.iloc[i]
+        why = (
+            "is not finite"
+            if str(cell).strip().lower().lstrip("+-") in {"inf", "infinity"}
+            or (isinstance(cell, float) and np.isinf(cell))
+            else f"could not be converted to {what}"
+        )
+        raise InputError(
+            f"{path} {line_of(col.to_frame(), i)}, column '{name}': '{short(cell)}' {why}"
+        )

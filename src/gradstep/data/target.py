@@ -1,0 +1,121 @@
+"""The target column: which task it asks for, and its values as class indices or numbers.
+
+Task inference follows scikit-learn's ``type_of_target``: a target of strings or booleans is a
+classification; numbers that are all integers are ``"binary"``/``"multiclass"`` to scikit-learn,
+and gradstep takes them as classes when there are at most :data:`MAX_CLASSES` distinct values
+(wine's 0/1/2, digits' 0-9), so counts or prices with hundreds of integer values stay a
+regression (scikit-learn would call diabetes' 214 integer targets "multiclass"). ``--task``
+overrides the choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradstep.data import columns as cols
+from gradstep.errors import InputError
+
+MAX_CLASSES = 20
+
+
+@dataclass
+class Target:
+    task: str  # regression | classification
+    why: str
+    present: np.ndarray  # bool (n,): rows whose target is not missing
+    values: np.ndarray  # float64 (n,) for regression, int64 class index for classification
+    classes: list | None = None
+    number_format: str = "plain"
+
+
+def _label(v):
+    """A class label as JSON keeps it: int for integral numbers, else float, str, or bool."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return int(v) if float(v).is_integer() else float(v)
+    return str(v)
+
+
+def _numbers(col, name, path, sep):
+    spec = cols.infer(col, name, sep)
+    if spec.kind != "numeric":
+        return None, spec
+    v = cols.to_numbers(col, spec.number_format)
+    cols.check_known(col, v, name, path, "a number")
+    return v, spec
+
+
+def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Target:
+    """Decide the task for target column ``name`` and encode its values."""
+    from sklearn.utils.multiclass import type_of_target
+
+    present = col.notna().to_numpy()
+    if not present.any():
+        raise InputError(f"{path}, column '{name}': every target cell is missing")
+    numbers, spec = _numbers(col, name, path, sep)
+    if task == "regression":
+        if numbers is None:
+            raise InputError(
+                f"{path}, column '{name}': --task regression needs numbers; the column holds "
+                f"{spec.why}"
+            )
+        return Target("regression", "--task regression", present, numbers, None, spec.number_format)
+    if numbers is not None:
+        kind = type_of_target(numbers[present])
+        distinct = np.unique(numbers[present])
+        if task == "auto" and (kind == "continuous" or len(distinct) > MAX_CLASSES):
+            why = (
+                f"numbers with {len(distinct)} distinct values (scikit-learn's type_of_target: "
+                f"'{kind}'; more than {MAX_CLASSES} distinct values is a regression)"
+                if kind != "continuous"
+                else "numbers that are not all integers (type_of_target: 'continuous')"
+            )
+            return Target("regression", why, present, numbers, None, spec.number_format)
+        classes = [_label(v) for v in distinct]
+        index = np.searchsorted(distinct, np.where(present, numbers, distinct[0]))
+        why = (
+            "--task classification"
+            if task == "classification"
+            else f"{len(distinct)} distinct integer values (type_of_target: '{kind}')"
+        )
+        return Target("classification", why, present, index, classes, spec.number_format)
+    labels = col[present]
+    if col.dtype.kind != "b":
+        labels = labels.astype(str).str.strip()
+    distinct = sorted(labels.unique().tolist(), key=lambda v: (str(type(v)), v))
+    if spec.kind == "skip" and len(distinct) > MAX_CLASSES and task == "auto":
+        raise InputError(
+            f"{path}, column '{name}': {len(distinct)} distinct text values, every one "
+            "different: not a class label; pick another --target"
+        )
+    lookup = {v: i for i, v in enumerate(distinct)}
+    index = np.zeros(len(col), np.int64)
+    index[present] = [lookup[v] for v in labels]
+    why = "--task classification" if task == "classification" else f"{spec.why or 'labels'}"
+    return Target("classification", why, present, index, [_label(v) for v in distinct])
+
+
+def match_labels(col, classes: list, number_format: str = "plain") -> np.ndarray:
+    """Index of each cell's class in ``classes`` (compared by value: '1.0' equals 1), -1 where
+    the cell is missing or not one of the classes."""
+    values = {}
+    numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes)
+    if numeric:
+        cells = cols.to_numbers(col, number_format)
+        for i, c in enumerate(classes):
+            values[float(c)] = i
+        return np.array([values.get(float(v), -1) if np.isfinite(v) else -1 for v in cells])
+    for i, c in enumerate(classes):
+        values[str(c).lower() if isinstance(c, bool) else str(c)] = i
+    out = np.full(len(col), -1, np.int64)
+    for i, v in enumerate(col.tolist()):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        key = str(v).strip()
+        out[i] = values.get(key, values.get(key.lower(), -1))
+    return out
