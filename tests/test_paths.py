@@ -171,9 +171,12 @@ def test_a_second_writer_of_the_same_output_is_refused_while_the_first_runs(tmp_
     )
     try:
         assert first.stdout.readline().strip() == "ready"
-        with pytest.raises(InputError, match="another gradstep command is writing it"):
-            with output_folder(tmp_path / "run", kind="run", overwrite=True):
-                pass
+        busy = "another gradstep command is writing it"
+        with (
+            pytest.raises(InputError, match=busy),
+            output_folder(tmp_path / "run", kind="run", overwrite=True),
+        ):
+            pass
         first.stdin.write("\n")
         first.stdin.flush()
         assert first.wait(30) == 0

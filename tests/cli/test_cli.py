@@ -282,7 +282,8 @@ def test_error_messages_name_the_place(tmp_path, capsys):
     p = tmp_path / "t.csv"
     p.write_text("a,b,y\n1,2,3\n4,5,6\n4,oops,6\n")
     assert main(["train", "--data", str(p), "--target", "y", "--out", str(tmp_path / "r")]) == 2
-    assert "line 4, column 'b': 'oops' could not be converted to a number" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "line 4, column 'b': 'oops' could not be converted to a number" in err
     p.write_text("a,b,y\n1,2,3\n4,5\n")
     main(["train", "--data", str(p), "--target", "y", "--out", str(tmp_path / "r")])
     assert "line 3: 2 fields, the header has 3" in capsys.readouterr().err

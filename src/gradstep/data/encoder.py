@@ -95,19 +95,26 @@ class TableEncoder:
                 )
 
     # --- fit / transform --------------------------------------------------------------------------
-    def fit(self, df, features, path) -> TableEncoder:
-        """Decide each feature's kind and learn imputation, categories and scaling from ``df``."""
+    def fit(self, df, features, path, schema=None) -> TableEncoder:
+        """Learn imputation, categories and scaling from the rows of ``df``.
+
+        Each column's kind is decided from ``schema`` (the whole table, default ``df``): what a
+        column holds is a property of the file, and a few training rows can hide it (two
+        cells, one a typo, would read as categories); the statistics come from ``df`` alone.
+        """
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import OneHotEncoder
 
+        schema = df if schema is None else schema
         self.columns_, self.skipped_ = [], []
         for name in features:
-            spec = cols.infer(df[name], name, self.sep)
+            spec = cols.infer(schema[name], name, self.sep)
             (self.skipped_ if spec.kind == "skip" else self.columns_).append(spec)
         if not self.columns_:
             raise InputError(f"{path}: no usable feature column ({self._skipped_text()})")
         if self.missing == "error":
-            self.check_complete(df, path)
+            self.check_complete(schema, path)
+        self._numeric_block(schema, path)  # every cell of the file readable, not only training's
         num = self._numeric_block(df, path)
         self.missing_counts_ = {c.name: int(df[c.name].isna().sum()) for c in self.columns_}
         self.num_fill_ = np.zeros(num.shape[1])

@@ -3,9 +3,9 @@
 Task inference follows scikit-learn's ``type_of_target``: a target of strings or booleans is a
 classification; numbers that are all integers are ``"binary"``/``"multiclass"`` to scikit-learn,
 and gradstep takes them as classes when there are at most :data:`MAX_CLASSES` distinct values
-(wine's 0/1/2, digits' 0-9), so counts or prices with hundreds of integer values stay a
-regression (scikit-learn would call diabetes' 214 integer targets "multiclass"). ``--task``
-overrides the choice.
+and at most half as many as rows (wine's 0/1/2, digits' 0-9), so counts or prices with hundreds
+of integer values, or a handful of rows that are all different, stay a regression
+(scikit-learn would call diabetes' 214 integer targets "multiclass"). ``--task`` overrides.
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Ta
     if numbers is not None:
         kind = type_of_target(numbers[present])
         distinct = np.unique(numbers[present])
-        if task == "auto" and (kind == "continuous" or len(distinct) > MAX_CLASSES):
+        few = len(distinct) <= min(MAX_CLASSES, max(2, int(present.sum()) // 2))
+        if task == "auto" and (kind == "continuous" or not few):
             why = (
-                f"numbers with {len(distinct)} distinct values (scikit-learn's type_of_target: "
-                f"'{kind}'; more than {MAX_CLASSES} distinct values is a regression)"
+                f"{len(distinct)} distinct integers in {int(present.sum())} rows (scikit-learn's "
+                f"type_of_target: '{kind}'; classes need at most {MAX_CLASSES} values, each "
+                "seen twice on average)"
                 if kind != "continuous"
                 else "numbers that are not all integers (type_of_target: 'continuous')"
             )

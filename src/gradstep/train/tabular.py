@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from gradstep.errors import InputError
 from gradstep.io import atomic_write_bytes
 from gradstep.paths import output_folder
 from gradstep.train import scores
-from gradstep.train.callbacks import EarlyStopping
+from gradstep.train.callbacks import Callback, EarlyStopping, ProgressBar
 from gradstep.train.config import TrainConfig, load_config_file
 from gradstep.train.loop import fit
 
@@ -240,7 +241,7 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
     if n_val and n - n_val < 1:
         raise InputError(f"{data_path}: {n} rows are too few for val_fraction {cfg.val_fraction}")
     tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-    encoder.fit(df.iloc[tr], features, data_path)
+    encoder.fit(df.iloc[tr], features, data_path, schema=df)
     log("columns:")
     for line in encoder.describe():
         log(line)
@@ -281,6 +282,7 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
             + ", ".join(f"{c}={w:.3g}" for c, w in zip(classes, weight))
         )
     threads = choose_threads(cfg, X.shape[1], n_out)
+    progress = _progress(verbose, log)
     with threadpool_limits(limits=threads):
         history = fit(
             model,
@@ -289,9 +291,9 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
             train_loader,
             val_loader,
             cfg.epochs,
-            callbacks=[stopper],
+            callbacks=[stopper, *progress],
             metrics=["accuracy"] if target.task == "classification" else [],
-            verbose=verbose,
+            verbose=0,  # progress as chosen above; a failed run's reason is raised, not printed
             compile=compiled,
         )
     if history.stop_reason and history.stop_reason.startswith("training stopped"):
@@ -325,6 +327,26 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
         final["validation"] = result.evaluate(df.iloc[va], data_path)
     _write_run(tmp, result, final, history, encoder)
     return final
+
+
+class EpochLog(Callback):
+    """One line per epoch (where no progress bar can be drawn: a log file, a pipe)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def on_epoch_end(self, epoch, logs):
+        parts = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, float))
+        self.log(f"epoch {epoch + 1}/{self.trainer.epochs}: {parts}")
+
+
+def _progress(verbose, log) -> list:
+    """A tqdm bar on a terminal, one line per epoch otherwise; nothing with verbose=0."""
+    if verbose == 0:
+        return []
+    if verbose or sys.stderr.isatty():
+        return [ProgressBar(enabled=True)]
+    return [EpochLog(log)]
 
 
 def _moments(y: np.ndarray):
