@@ -18,9 +18,13 @@ def _sklearn(name: str):
 
 def _vega(name: str):
     def load():
+        import warnings
+
         from vega_datasets import local_data
 
-        return getattr(local_data, name.replace("-", "_"))()
+        with warnings.catch_warnings():  # vega_datasets passes pandas a deprecated keyword
+            warnings.simplefilter("ignore")
+            return getattr(local_data, name.replace("-", "_"))()
 
     return load
 

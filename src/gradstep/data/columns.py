@@ -114,7 +114,7 @@ def date_parts(col) -> np.ndarray:
 
     s = col.astype(object).where(col.notna(), None)
     d = pd.to_datetime(s, errors="coerce", format="mixed")
-    parts = [d.dt.year, d.dt.month, d.dt.dayofyear, d.dt.weekday]
+    parts = [d.dt.year, d.dt.month, d.dt.day_of_year, d.dt.day_of_week]
     return np.column_stack([p.to_numpy(np.float64, na_value=np.nan) for p in parts])
 
 

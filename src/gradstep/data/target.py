@@ -98,7 +98,8 @@ def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Ta
     lookup = {v: i for i, v in enumerate(distinct)}
     index = np.zeros(len(col), np.int64)
     index[present] = [lookup[v] for v in labels]
-    why = "--task classification" if task == "classification" else f"{spec.why or 'labels'}"
+    kind = "true/false values" if spec.kind == "boolean" else "text labels"
+    why = "--task classification" if task == "classification" else f"{len(distinct)} {kind}"
     return Target("classification", why, present, index, [_label(v) for v in distinct])
 
 

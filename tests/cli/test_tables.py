@@ -1,0 +1,238 @@
+"""Real tables: task inference, missing values, column kinds, outputs a user expects."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradstep.cli.main import main
+from gradstep.data.bundled import load_frame
+from gradstep.data.tabular import read_table
+from gradstep.train.tabular import TabularModel
+
+
+def train(capsys, *args):
+    code = main(["train", "--quiet", *args])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    return cap.out
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("wine", "classification"),
+        ("breast_cancer", "classification"),
+        ("iris", "classification"),
+        ("digits", "classification"),
+        ("diabetes", "regression"),
+        ("cars", "regression"),
+        ("seattle-weather", "classification"),
+    ],
+)
+def test_the_task_is_inferred_as_scikit_learn_would_and_said_why(here, capsys, name, task):
+    assert main(["datasets", "--export", name, "d.csv"]) == 0
+    target = {"cars": "Miles_per_Gallon", "seattle-weather": "weather"}.get(name, "target")
+    out = train(capsys, "--data", "d.csv", "--target", target, "--epochs", "2", "--out", "r")
+    assert f"task: {task} (target '{target}':" in out
+    assert json.loads((here / "r" / "metrics.json").read_text())["task"] == task
+
+
+def test_task_option_overrides_the_inference(here, capsys):
+    main(["datasets", "--export", "wine", "d.csv"])
+    out = train(
+        capsys,
+        "--data",
+        "d.csv",
+        "--target",
+        "target",
+        "--task",
+        "regression",
+        "--epochs",
+        "2",
+        "--out",
+        "r",
+    )
+    assert "task: regression (target 'target': --task regression" in out
+
+
+def test_missing_values_in_features_and_target(here, capsys):
+    rng = np.random.default_rng(0)
+    n = 120
+    x = rng.standard_normal(n)
+    cls = np.where(x > 0, "pos", "neg").astype(object)
+    cells = [f"{v:.4f}" for v in x]
+    for i, marker in zip(range(0, 30, 5), ["", "NA", "N/A", "NaN", "null", "?"]):
+        cells[i] = marker
+    cls[7], cls[9], cls[11] = "NA", "", "?"
+    pd.DataFrame({"x": cells, "noise": rng.standard_normal(n), "label": cls}).to_csv(
+        "m.csv", index=False
+    )
+    out = train(capsys, "--data", "m.csv", "--target", "label", "--epochs", "3", "--out", "r")
+    assert "dropped 3 rows with a missing target" in out
+    # counted on the training rows, where the imputation is learned
+    assert re.search(r"x: numbers; [1-6] missing -> median \([-0-9.]+\) \+ missing indicator", out)
+    model = TabularModel.load("r")
+    assert model.classes == ["neg", "pos"]  # "NA" is not a class
+    assert model.encoder.n_outputs == 3  # x, noise, and x's missing indicator
+    code = main(
+        ["train", "--data", "m.csv", "--target", "label", "--missing", "error", "--out", "r2"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "m.csv line 2, column 'label'" not in err and "line" in err
+    out = train(
+        capsys,
+        "--data",
+        "m.csv",
+        "--target",
+        "label",
+        "--missing",
+        "drop",
+        "--epochs",
+        "2",
+        "--out",
+        "r3",
+    )
+    assert "dropped 6 rows with a missing features" in out
+
+
+def test_numbers_with_thousands_separators_and_decimal_commas(here, capsys):
+    rows = ["weight;price;kind;ok;when;id;y"]
+    rng = np.random.default_rng(1)
+    for i in range(80):
+        w = 1000 + int(rng.integers(0, 4000))
+        p = rng.uniform(0, 10)
+        y = w / 1000 + p
+        rows.append(
+            f"{w:,};{p:.2f}".replace(".", ",")
+            + f";{'ab'[i % 2]};{'yes' if i % 3 else 'no'};2024-0{1 + i % 9}-1{i % 10}"
+            + f";id{i};{y:.3f}".replace(".", ",")
+        )
+    # a semicolon file where the thousands comma is quoted so it stays one field
+    text = "\n".join(
+        r.replace(f"{r.split(';')[0]}", f'"{r.split(";")[0]}"', 1) if i else r
+        for i, r in enumerate(rows)
+    )
+    (here / "eu.csv").write_text(text + "\n")
+    df = read_table("eu.csv")
+    assert df.attrs["sep"] == ";"
+    out = train(capsys, "--data", "eu.csv", "--target", "y", "--epochs", "2", "--out", "r")
+    assert "weight: numbers with thousands separators" in out
+    assert "price: numbers with decimal commas" in out
+    assert "kind: categorical, one-hot over 2 levels" in out
+    assert "ok: boolean -> 0/1" in out
+    assert "when: dates" in out
+    assert "skipped  id: an identifier" in out
+    model = TabularModel.load("r")
+    assert model.task == "regression"
+    X = model.encoder.transform(df, "eu.csv")
+    raw_weight = np.array([int(c.replace(",", "")) for c in df["weight"]])
+    z = (raw_weight - raw_weight.mean()) / raw_weight.std()
+    assert np.corrcoef(X[:, 0], z)[0, 1] > 0.999
+
+
+def test_tab_files_are_sniffed(here, capsys):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((50, 2))
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": X.sum(1)}).to_csv("t.tsv", sep="\t", index=False)
+    train(capsys, "--data", "t.tsv", "--target", "y", "--epochs", "2", "--out", "r")
+    assert TabularModel.load("r").features == ["a", "b"]
+
+
+def test_preprocessing_is_learned_on_training_rows_and_applied_identically(here, capsys):
+    rng = np.random.default_rng(3)
+    n = 200
+    x = rng.standard_normal(n) * 5 + 100
+    colour = rng.choice(["red", "green", "blue"], n)
+    y = x / 10 + (colour == "red")
+    df = pd.DataFrame({"x": x, "colour": colour, "y": y})
+    df.to_csv("c.csv", index=False)
+    train(capsys, "--data", "c.csv", "--target", "y", "--epochs", "3", "--out", "r", "--seed", "4")
+    model = TabularModel.load("r")
+    perm = np.random.default_rng(4).permutation(n)
+    train_rows = np.sort(perm[int(round(0.2 * n)) :])
+    assert model.encoder.mean_[0] == pytest.approx(x[train_rows].mean(), rel=1e-12)
+    new = pd.DataFrame({"x": [99.0, 101.0, None], "colour": ["red", "purple", None], "y": 0})
+    new.to_csv("new.csv", index=False)
+    assert main(["predict", "--model", "r", "--data", "new.csv", "--out", "p.csv"]) == 0
+    capsys.readouterr()
+    cli = pd.read_csv("p.csv")["y_predicted"].to_numpy()
+    api = model.predict(read_table("new.csv"), "new.csv")
+    np.testing.assert_array_equal(cli, api)
+    X = model.encoder.transform(read_table("new.csv"))
+    levels = model.encoder.categories_[0]
+    onehot = X[:, -len(levels) :]
+    assert onehot[1].sum() == 0  # "purple" was never seen: all zeros
+    assert onehot[2][levels.index(model.encoder.cat_fill_[0])] == 1  # missing: most frequent
+
+
+def test_predict_proba_and_evaluate_by_value(here, capsys):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((150, 2))
+    label = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "label": label}).to_csv("k.csv", index=False)
+    train(
+        capsys,
+        "--data",
+        "k.csv",
+        "--target",
+        "label",
+        "--epochs",
+        "30",
+        "--out",
+        "r",
+        "--class-weight",
+        "balanced",
+    )
+    assert main(["predict", "--model", "r", "--data", "k.csv", "--out", "p.csv", "--proba"]) == 0
+    p = pd.read_csv("p.csv")
+    assert list(p.columns) == ["label_predicted", "proba_0", "proba_1", "proba_2"]
+    np.testing.assert_allclose(p[["proba_0", "proba_1", "proba_2"]].sum(axis=1), 1, rtol=1e-9)
+    assert (p["label_predicted"] == p[["proba_0", "proba_1", "proba_2"]].to_numpy().argmax(1)).all()
+    # labels written as 1.0 compare equal to the class 1
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "label": label.astype(float)}).to_csv(
+        "kf.csv", index=False
+    )
+    capsys.readouterr()
+    assert main(["evaluate", "--model", "r", "--data", "kf.csv", "--out", "ev"]) == 0
+    out = capsys.readouterr().out
+    m = json.loads((here / "ev" / "metrics.json").read_text())
+    assert m["unknown_labels"] == 0 and m["accuracy"] > 0.7
+    assert {"macro_f1", "per_class", "confusion_matrix"} <= set(m)
+    assert np.sum(m["confusion_matrix"]) == 150 and "accuracy=" in out and "macro_f1=" in out
+    assert (here / "ev" / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_evaluate_regression_reports_mae_rmse_r2(here, capsys):
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((100, 2))
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": X @ [2.0, 1.0]}).to_csv("r.csv", index=False)
+    train(capsys, "--data", "r.csv", "--target", "y", "--epochs", "40", "--out", "run")
+    assert main(["evaluate", "--model", "run", "--data", "r.csv"]) == 0
+    out = capsys.readouterr().out
+    assert "mae=" in out and "rmse=" in out and "r2=" in out
+    model = TabularModel.load("run")
+    m = model.evaluate(read_table("r.csv"), "r.csv")
+    from sklearn.metrics import r2_score
+
+    pred = model.predict(read_table("r.csv"))
+    assert m["r2"] == pytest.approx(r2_score(X @ [2.0, 1.0], pred)) and m["r2"] > 0.8
+
+
+def test_datasets_export_writes_the_bundled_table(here, capsys):
+    assert main(["datasets", "--export", "iris", "iris.csv"]) == 0
+    df = pd.read_csv("iris.csv")
+    assert df.shape == (150, 5) and "target" in df
+    assert main(["datasets", "--export", "iris", "iris.csv"]) == 2  # exists: not replaced
+    assert main(["datasets", "--export", "nope", "x.csv"]) == 2
+    assert load_frame("seattle-weather")["date"].iloc[0] == "2012-01-01"
