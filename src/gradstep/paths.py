@@ -117,6 +117,8 @@ def check_output(
             _refuse(option, raw, f"is the input {inp!r}; write the output somewhere else")
         if _inside(rin, real):
             _refuse(option, raw, f"holds the input {inp!r}; write the output somewhere else")
+        if os.path.isdir(rin) and _inside(real, rin) and os.path.lexists(absolute):
+            _refuse(option, raw, f"is inside the input folder {inp!r}; it is never replaced")
     _check_parent(absolute, raw, option, create=kind != "file")
     try:
         st = os.lstat(absolute)

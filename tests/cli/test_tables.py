@@ -236,3 +236,37 @@ def test_datasets_export_writes_the_bundled_table(here, capsys):
     assert main(["datasets", "--export", "iris", "iris.csv"]) == 2  # exists: not replaced
     assert main(["datasets", "--export", "nope", "x.csv"]) == 2
     assert load_frame("seattle-weather")["date"].iloc[0] == "2012-01-01"
+
+
+def test_export_command_onnx_and_torch_agree_with_predict(here, capsys):
+    import importlib.util
+
+    import onnxruntime as ort
+    import torch
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((120, 3))
+    X[::9, 1] = np.nan
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": np.nansum(X, 1)}).to_csv(
+        "e.csv", index=False
+    )
+    train(capsys, "--data", "e.csv", "--target", "y", "--epochs", "5", "--out", "run")
+    model = TabularModel.load("run")
+    df = read_table("e.csv")
+    want = model.predict(df, "e.csv")
+    assert main(["export", "--model", "run", "--format", "onnx", "--out", "m.onnx"]) == 0
+    session = ort.InferenceSession("m.onnx", providers=["CPUExecutionProvider"])
+    feeds = {i.name: df[i.name].to_numpy(np.float64)[:, None] for i in session.get_inputs()}
+    got = session.run(["prediction"], feeds)[0][:, 0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert main(["export", "--model", "run", "--format", "torch", "--out", "m.pt"]) == 0
+    spec = importlib.util.spec_from_file_location("exported_m", "m.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net = module.load()
+    with torch.no_grad():
+        out = net(torch.tensor(df[["a", "b", "c"]].to_numpy(np.float64)))
+    np.testing.assert_allclose(out.numpy().reshape(-1), want, rtol=1e-5, atol=1e-5)
+    capsys.readouterr()
+    assert main(["export", "--model", "run", "--format", "onnx", "--out", "m.onnx"]) == 2
+    assert "--overwrite" in capsys.readouterr().err

@@ -243,6 +243,55 @@ def surface(data_path, x_col, y_col, loss, out_path, overwrite) -> None:
 
 
 @cli.command()
+@click.option("--model", "run_dir", required=True, help="A run folder from gradstep train.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torch"]), required=True)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    help="FILE.onnx, or FILE.pt for torch (its module is written beside it as FILE.py).",
+)
+@click.option(
+    "--date-parts",
+    is_flag=True,
+    help="ONNX: take a date column as its 4 parts (year, month, day of year, weekday).",
+)
+@overwrite_option
+def export(run_dir, fmt, out_path, date_parts, overwrite) -> None:
+    """Export a trained run to ONNX (raw columns in, preprocessing inside) or to PyTorch."""
+    from gradstep.paths import check_output, output_file
+    from gradstep.train.tabular import TabularModel
+
+    inputs = [run_dir]
+    outputs = [out_path]
+    if fmt == "torch":
+        outputs.append(os.path.splitext(out_path)[0] + ".py")
+        if os.path.abspath(outputs[1]) == os.path.abspath(out_path):
+            raise InputError(f"--out {out_path!r}: give the weights file an extension such as .pt")
+    for path in outputs:
+        check_output(path, kind="file", inputs=inputs, overwrite=overwrite)
+    model = TabularModel.load(run_dir)
+    try:
+        if fmt == "onnx":
+            from gradstep.export import onnx_bytes
+
+            blobs = [onnx_bytes(model, date_parts=date_parts)]
+        else:
+            from gradstep.export import torch_files
+
+            weights, source = torch_files(model, weights_name=os.path.basename(out_path))
+            blobs = [weights, source.encode()]
+    except ValueError as e:
+        raise InputError(
+            f"export: {str(e).replace('pass date_parts=True', 'pass --date-parts')}"
+        ) from None
+    for path, blob in zip(outputs, blobs):
+        with output_file(path, inputs=inputs, overwrite=overwrite) as f:
+            f.write(blob)
+    click.echo("written: " + ", ".join(outputs))
+
+
+@cli.command()
 @click.option(
     "--export",
     nargs=2,

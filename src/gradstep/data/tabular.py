@@ -14,8 +14,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import stat
 import sys
+import warnings
 
 import numpy as np
 
@@ -59,19 +61,25 @@ def _open_regular(path, what: str = "file"):
         raise InputError(f"{path}: cannot be read ({e.strerror})") from None
 
 
-def _decode(raw: bytes, path: str) -> str:
-    if not raw.strip():
+def _check_bytes(raw: bytes, path: str) -> None:
+    """Refuse an empty, binary or non-UTF-8 file (without decoding an ASCII one: fast)."""
+    if not re.search(rb"\S", raw):
         raise InputError(f"{path}: the file is empty")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InputError(
-            f"{path} line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save it as UTF-8"
-        ) from None
-    if "\x00" in text:
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise InputError(
+                f"{path} line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save it as UTF-8"
+            ) from None
+    if b"\x00" in raw:
         raise InputError(f"{path}: contains NUL bytes; is it a binary file, not a CSV?")
-    return text
+
+
+def _decode(raw: bytes, path: str) -> str:
+    _check_bytes(raw, path)
+    return raw.decode("utf-8-sig")
 
 
 def read_text(path) -> str:
@@ -116,26 +124,32 @@ def _sniff(text: str, path: str) -> str:
     return best
 
 
+def _positions(buf: np.ndarray, byte: int, chunk: int = 1 << 24) -> np.ndarray:
+    """Offsets of ``byte`` in ``buf``, found a chunk at a time (no file-sized temporary)."""
+    found = [np.flatnonzero(buf[o : o + chunk] == byte) + o for o in range(0, len(buf), chunk)]
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
 def _fast_lines(raw: bytes, sep: str, n_fields: int, path: str) -> np.ndarray:
     """Line numbers of the data records of a file without quotes, checking every record has
-    ``n_fields`` fields: vectorised, a few passes over the bytes."""
+    ``n_fields`` fields. The common case costs one search for newlines and a count of
+    delimiters (``bytes.count``); only a file whose count is off is searched line by line."""
     buf = np.frombuffer(raw, np.uint8)
     newline = 10 if b"\n" in raw or b"\r" not in raw else 13
-    ends = np.flatnonzero(buf == newline)
+    ends = _positions(buf, newline)
     if len(buf) and buf[-1] != newline:
         ends = np.append(ends, len(buf))
     starts = np.concatenate(([0], ends[:-1] + 1))
-    seps = np.flatnonzero(buf == ord(sep))
-    counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
-    blank = counts == 0
-    if blank.any():  # white space only (pandas skips those lines too)
-        idx = np.flatnonzero(blank)
-        spans = [raw[starts[i] : ends[i]] for i in idx]
-        blank[idx] = [not s.strip() for s in spans]
+    blank = (ends - starts) <= 1  # empty, or "\r" alone; longer lines of spaces are below
+    short = np.flatnonzero(ends - starts <= 64)
+    spans = [raw[starts[i] : ends[i]] for i in short]
+    blank[short] = [not sp.strip() for sp in spans]
     lines = np.flatnonzero(~blank) + 1  # 1-based line numbers of non-blank lines
-    bad = np.flatnonzero(counts[lines - 1] != n_fields - 1)
-    if len(bad):
-        k = lines[bad[0]]
+    if raw.count(sep.encode()) != len(lines) * (n_fields - 1):
+        seps = _positions(buf, ord(sep))
+        counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
+        bad = np.flatnonzero(counts[lines - 1] != n_fields - 1)
+        k = lines[bad[0]] if len(bad) else lines[0]
         raise InputError(f"{path} line {k}: {counts[k - 1] + 1} fields, the header has {n_fields}")
     return lines[1:]
 
@@ -175,10 +189,11 @@ def read_table(path, sep: str | None = None, decimal: str = ".", thousands: str 
     path = os.fspath(path)
     with _open_regular(path) as f:
         raw = f.read()
-    text = _decode(raw, path)
+    _check_bytes(raw, path)
+    head = raw[: _SAMPLE * 16].decode("utf-8-sig", errors="replace")
     if sep is None:
-        sep = _sniff(text, path)
-    first = next(_records(text[: _SAMPLE * 16], sep, path, limit=1), None)
+        sep = _sniff(head, path)
+    first = next(_records(head, sep, path, limit=1), None)
     if first is None:
         raise InputError(f"{path}: the file is empty")
     header = [h.strip() for h in first[1]]
@@ -187,26 +202,26 @@ def read_table(path, sep: str | None = None, decimal: str = ".", thousands: str 
             raise InputError(f"{path} line {first[0]}: column {i + 1} has an empty name")
         if h in header[:i]:
             raise InputError(f"{path} line {first[0]}: duplicated column name '{h}'")
-    if '"' in text:
-        lines = _slow_lines(text, sep, len(header), path)
+    if b'"' in raw:
+        lines = _slow_lines(raw.decode("utf-8-sig"), sep, len(header), path)
     else:
         lines = _fast_lines(raw, sep, len(header), path)
     if len(lines) == 0:
         raise InputError(f"{path}: has a header but no data rows")
-    del text
+    body = memoryview(raw)[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # the BOM
     try:
-        df = pd.read_csv(
-            io.BytesIO(raw),
-            sep=sep,
-            decimal=decimal,
-            thousands=thousands,
-            na_values=list(MISSING),
-            keep_default_na=False,
-            skip_blank_lines=True,
-            encoding="utf-8-sig",
-            engine="c",
-            low_memory=False,
-        )
+        with warnings.catch_warnings():  # DtypeWarning: mixed chunks are typed below
+            warnings.simplefilter("ignore")
+            df = pd.read_csv(
+                io.BytesIO(body),
+                sep=sep,
+                decimal=decimal,
+                thousands=thousands,
+                na_values=list(MISSING),
+                keep_default_na=False,
+                skip_blank_lines=True,
+                engine="c",
+            )
     except Exception as e:  # pandas' own parse errors
         raise InputError(f"{path}: could not parse as CSV ({str(e).splitlines()[0]})") from None
     if len(df) != len(lines):  # should not happen: the two passes disagree on a record

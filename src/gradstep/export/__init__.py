@@ -6,12 +6,14 @@
 >>> to_onnx(model, "model.onnx")  # doctest: +SKIP
 'model.onnx'
 
-Both take a gradstep ``nn.Sequential`` (or a fitted ``MLPRegressor`` / ``MLPClassifier``) and
-the same optional transforms; see ``docs/export.md``. ``onnx`` and ``torch`` are imported only
-when a model is exported.
+Both take a gradstep ``nn.Sequential`` (or a fitted ``MLPRegressor`` / ``MLPClassifier``, or a
+``TabularModel`` from ``gradstep train``, whose ONNX graph takes the raw table columns) and the
+same optional transforms; see ``docs/export.md``. ``onnx_bytes`` and ``torch_files`` return
+what the two would write, for a caller that writes files itself. ``onnx`` and ``torch`` are
+imported only when a model is exported.
 """
 
-from gradstep.export.onnx import to_onnx
-from gradstep.export.torch import to_torch
+from gradstep.export.onnx import onnx_bytes, to_onnx
+from gradstep.export.torch import to_torch, torch_files
 
-__all__ = ["to_onnx", "to_torch"]
+__all__ = ["onnx_bytes", "to_onnx", "to_torch", "torch_files"]

@@ -24,6 +24,7 @@ from gradstep.export.spec import ExportSpec, check_destination, prepare
 
 _ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus"}
 MIN_OPSET = 13  # Softmax over one axis, IsNaN on doubles
+ML_OPSET = 3  # ai.onnx.ml: LabelEncoder-2 (strings -> int64 / float, with a default)
 
 
 class _Graph:
@@ -118,43 +119,109 @@ def _outputs(g: _Graph, spec: ExportSpec, T) -> list:
     return [make("prediction", T.FLOAT, ["N", spec.n_outputs])]
 
 
-def build_onnx(spec: ExportSpec, input_name: str = "features", opset: int = 17):
-    """The checked ``onnx.ModelProto`` of ``spec``."""
+def check_opset(opset, what: str) -> None:
+    """Refuse an opset outside [MIN_OPSET, the newest onnx knows]."""
     import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(
+            f"{what}: opset must be an integer in [{MIN_OPSET}, {newest}], got {opset!r}"
+        )
+
+
+def finish(g: _Graph, inputs, outputs, opset: int, meta: dict, doc: str, ml: bool = False):
+    """The checked ``onnx.ModelProto`` of ``g``; ``ml`` adds the ai.onnx.ml domain."""
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(g.nodes, "gradstep", inputs, outputs, g.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    if ml:
+        opsets.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    model = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        ir_version=helper.find_min_ir_version_for(opsets),
+        producer_name="gradstep",
+        doc_string=doc,
+    )
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def build_onnx(spec: ExportSpec, input_name: str = "features", opset: int = 17, what="to_onnx"):
+    """The checked ``onnx.ModelProto`` of ``spec``."""
     from onnx import TensorProto as T
     from onnx import helper, numpy_helper
 
-    newest = onnx.defs.onnx_opset_version()
-    if not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
-        raise ValueError(
-            f"to_onnx: opset must be an integer in [{MIN_OPSET}, {newest}], got {opset!r}"
-        )
+    check_opset(opset, what)
     if input_name in ("prediction", "probabilities", "label") or not input_name:
-        raise ValueError(f"to_onnx: input_name {input_name!r} is empty or an output's name")
+        raise ValueError(f"{what}: input_name {input_name!r} is empty or an output's name")
     g = _Graph(helper, numpy_helper, input_name)
     _preprocess(g, spec, T.DOUBLE, T.FLOAT)
     _network(g, spec)
     outputs = _outputs(g, spec, T)
     taken = {t.name for t in g.initializers} | {o for n in g.nodes for o in n.output}
     if input_name in taken:
-        raise ValueError(f"to_onnx: input_name {input_name!r} is already a name in the graph")
+        raise ValueError(f"{what}: input_name {input_name!r} is already a name in the graph")
     inputs = [helper.make_tensor_value_info(input_name, T.FLOAT, ["N", spec.n_features])]
-    graph = helper.make_graph(g.nodes, "gradstep", inputs, outputs, g.initializers)
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(
-        graph,
-        opset_imports=opsets,
-        ir_version=helper.find_min_ir_version_for(opsets),
-        producer_name="gradstep",
-        doc_string=f"gradstep {spec.task} model: {input_name} (N, {spec.n_features}) -> "
-        + ", ".join(o.name for o in outputs),
-    )
     meta = {"task": spec.task, "n_features": str(spec.n_features)}
     if spec.task == "classification":
         meta["classes"] = json.dumps(spec.classes, default=str)
-    helper.set_model_props(model, meta)
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    doc = f"gradstep {spec.task} model: {input_name} (N, {spec.n_features}) -> " + ", ".join(
+        o.name for o in outputs
+    )
+    return finish(g, inputs, outputs, opset, meta, doc)
+
+
+def _proto(model, what: str, input_name, opset, date_parts, **options):
+    """The ONNX model of any exportable ``model`` (see :func:`to_onnx`)."""
+    from gradstep.export.tabular import check_arguments, is_tabular
+
+    if is_tabular(model):
+        from gradstep.export.tabular_onnx import build_tabular_onnx
+
+        check_arguments(model, what=what, **options)
+        if input_name is not None:
+            raise ValueError(
+                f"{what}: input_name= is for a one-matrix model; a TabularModel's inputs are "
+                "named after its columns"
+            )
+        return build_tabular_onnx(model, opset=opset, date_parts=bool(date_parts), what=what)
+    if date_parts:
+        raise ValueError(f"{what}: date_parts= is for a TabularModel (a gradstep train run)")
+    spec = prepare(model, what=what, **options)
+    return build_onnx(spec, "features" if input_name is None else input_name, opset, what)
+
+
+def onnx_bytes(
+    model,
+    *,
+    n_features: int | None = None,
+    input_transform: dict | None = None,
+    output_transform: dict | None = None,
+    task: str | None = None,
+    classes=None,
+    input_name: str | None = None,
+    opset: int = 17,
+    date_parts: bool = False,
+) -> bytes:
+    """The ONNX file of ``model`` as bytes, for a caller that writes files itself.
+
+    Takes the arguments of :func:`to_onnx` but the path; errors are reported before any byte
+    is returned.
+    """
+    options = dict(
+        n_features=n_features,
+        input_transform=input_transform,
+        output_transform=output_transform,
+        task=task,
+        classes=classes,
+    )
+    proto = _proto(model, "onnx_bytes", input_name, opset, date_parts, **options)
+    return proto.SerializeToString()
 
 
 def to_onnx(
@@ -166,17 +233,21 @@ def to_onnx(
     output_transform: dict | None = None,
     task: str | None = None,
     classes=None,
-    input_name: str = "features",
+    input_name: str | None = None,
     opset: int = 17,
+    date_parts: bool = False,
 ) -> str:
     """Write ``model`` and its transforms as an ONNX file at ``path``; return the path.
 
     Parameters
     ----------
-    model : gradstep.nn.Sequential, or a fitted MLPRegressor / MLPClassifier
+    model : gradstep.nn.Sequential, a fitted MLPRegressor / MLPClassifier, or a TabularModel
         A Sequential of Linear, ReLU, Sigmoid, Tanh, LeakyReLU, Softplus, Identity, Dropout
         (exported as in eval mode) and Flatten. An estimator brings its own transforms, task
-        and classes.
+        and classes; a ``TabularModel`` (``gradstep train``'s run, from ``TabularModel.load``)
+        brings its whole table encoder, so the graph takes one input per raw column (see
+        :mod:`gradstep.export.tabular_onnx`) and none of the options below but ``task``,
+        ``opset`` and ``date_parts`` apply.
     path : str or os.PathLike
         The file to write (atomically); its folder must exist.
     n_features : int, optional
@@ -190,8 +261,12 @@ def to_onnx(
     task : "regression" (default for a model) or "classification"
     classes : list of labels, optional
         Classification: one per output (default 0 .. C-1).
-    input_name : str
+    input_name : str, optional
+        The one input of a matrix model (default ``features``).
     opset : int, in [13, the newest onnx knows]
+    date_parts : bool
+        TabularModel only: take each date column as its four parts (input ``<col>__parts``,
+        float64 of shape (N, 4)) instead of refusing it.
 
     Returns
     -------
@@ -202,14 +277,13 @@ def to_onnx(
     from gradstep.io import atomic_write_bytes
 
     path = check_destination(path, "to_onnx")
-    spec = prepare(
-        model,
+    options = dict(
         n_features=n_features,
         input_transform=input_transform,
         output_transform=output_transform,
         task=task,
         classes=classes,
-        what="to_onnx",
     )
-    atomic_write_bytes(path, build_onnx(spec, input_name, opset).SerializeToString())
+    proto = _proto(model, "to_onnx", input_name, opset, date_parts, **options)
+    atomic_write_bytes(path, proto.SerializeToString())
     return path

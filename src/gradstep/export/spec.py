@@ -1,9 +1,9 @@
 """What an export writes, checked once: the layers, the transforms around them, the task.
 
 :func:`prepare` turns a gradstep ``Sequential`` (or a fitted ``MLPRegressor`` /
-``MLPClassifier``) plus the optional transforms into an :class:`ExportSpec` of plain NumPy
-arrays. Both writers (ONNX and PyTorch) read only this, so they agree on what the model is, and
-every mistake is reported here, before a file is touched.
+``MLPClassifier``, or a ``TabularModel``) plus the optional transforms into an
+:class:`ExportSpec` of plain NumPy arrays. Both writers (ONNX and PyTorch) read only this, so
+they agree on what the model is, and every mistake is reported here, before a file is touched.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ class ExportSpec:
     scale: np.ndarray | None = None
     out_mean: np.ndarray | None = None  # of shape () or (n_outputs,)
     out_scale: np.ndarray | None = None
+    feature_names: list = field(default_factory=list)  # the raw columns, where known
+    input_note: str = ""  # what the input is, for the generated module's docstring
 
     @property
     def has_preprocess(self) -> bool:
@@ -189,6 +191,12 @@ def _classes(classes, n_outputs: int, what: str) -> list:
 def prepare(model, *, n_features, input_transform, output_transform, task, classes, what):
     """Check everything and return the :class:`ExportSpec` (see the module docstring)."""
     if not isinstance(model, Module):
+        from gradstep.export.tabular import is_tabular, prepare_tabular
+
+        if is_tabular(model):
+            return prepare_tabular(
+                model, n_features, input_transform, output_transform, task, classes, what
+            )
         from gradstep.export.estimators import from_estimator
 
         return prepare(

@@ -1,5 +1,7 @@
 """``to_torch``: a gradstep MLP as a PyTorch ``state_dict`` file plus the module that reads it.
 
+``torch_files`` gives the same two as bytes and text, for a caller that writes files itself.
+
 ``torch`` is imported here only, when a model is exported.
 """
 
@@ -65,6 +67,52 @@ def _checked_bytes(spec: ExportSpec, source: str) -> bytes:
     return buffer.getvalue()
 
 
+def _files(model, weights_name: str, what: str, **options) -> tuple[bytes, str]:
+    if not isinstance(weights_name, str) or not weights_name.strip():
+        raise ValueError(
+            f"{what}: weights_name must be a non-empty file name, got {weights_name!r}"
+        )
+    spec = prepare(model, what=what, **options)
+    source = module_source(spec, weights_name)
+    return _checked_bytes(spec, source), source
+
+
+def torch_files(
+    model,
+    *,
+    weights_name: str = "model.pt",
+    n_features: int | None = None,
+    input_transform: dict | None = None,
+    output_transform: dict | None = None,
+    task: str | None = None,
+    classes=None,
+) -> tuple[bytes, str]:
+    """The weights file's bytes and the module's text, for a caller that writes files itself.
+
+    Parameters
+    ----------
+    model, n_features, input_transform, output_transform, task, classes
+        As for :func:`to_torch`.
+    weights_name : str
+        Where the module looks for the weights by default, relative to the module's folder
+        (or absolute).
+
+    Returns
+    -------
+    (bytes, str)
+        ``torch.save`` of the state_dict, already loaded into the module with ``strict=True``,
+        and the module's source.
+    """
+    options = dict(
+        n_features=n_features,
+        input_transform=input_transform,
+        output_transform=output_transform,
+        task=task,
+        classes=classes,
+    )
+    return _files(model, weights_name, "torch_files", **options)
+
+
 def to_torch(
     model,
     path,
@@ -81,7 +129,10 @@ def to_torch(
     Parameters
     ----------
     model, n_features, input_transform, output_transform, task, classes
-        As for :func:`gradstep.export.to_onnx`.
+        As for :func:`gradstep.export.to_onnx`. A ``TabularModel`` exports its network and
+        target scaling; when every column it uses is numeric or boolean also its imputation,
+        indicators and standardisation (the module then takes the raw columns ``FEATURES``),
+        otherwise the module takes the encoded matrix (``TableEncoder.transform``).
     path : str or os.PathLike
         The weights file (``torch.save`` of a dict of tensors; read it with
         ``torch.load(path, weights_only=True)``).
@@ -99,17 +150,14 @@ def to_torch(
     from gradstep.io import atomic_write_bytes
 
     path, module_path = _paths(path, module_path)
-    spec = prepare(
-        model,
+    options = dict(
         n_features=n_features,
         input_transform=input_transform,
         output_transform=output_transform,
         task=task,
         classes=classes,
-        what="to_torch",
     )
-    source = module_source(spec, _relative(path, module_path))
-    blob = _checked_bytes(spec, source)
+    blob, source = _files(model, _relative(path, module_path), "to_torch", **options)
     existed = os.path.exists(path)
     atomic_write_bytes(path, blob)
     try:

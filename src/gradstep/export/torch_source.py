@@ -24,7 +24,7 @@ _HEADER = '''"""A gradstep {task} model rebuilt in PyTorch (written by gradstep.
 
     model = load()  # the weights written beside this file ({weights})
     y = model(torch.as_tensor(x, dtype=torch.float32))  # x of shape (N, {n_features})
-
+{note}
 {returns}
 """
 
@@ -155,9 +155,12 @@ def module_source(spec: ExportSpec, weights: str) -> str:
         returns = "Returns logits of shape (N, len(CLASSES)); predict_proba and predict help."
     else:
         returns = f"Returns predictions of shape (N, {spec.n_outputs})."
+    note = f"\n{spec.input_note}\n" if spec.input_note else ""
     text = _HEADER.format(
-        task=spec.task, weights=weights, n_features=spec.n_features, returns=returns
+        task=spec.task, weights=weights, n_features=spec.n_features, returns=returns, note=note
     )
+    if spec.feature_names:
+        text += f"FEATURES = {spec.feature_names!r}\n"
     if spec.task == "classification":
         text += f"CLASSES = {spec.classes!r}\n"
     if spec.indicator_columns:
