@@ -270,3 +270,25 @@ def test_export_command_onnx_and_torch_agree_with_predict(here, capsys):
     capsys.readouterr()
     assert main(["export", "--model", "run", "--format", "onnx", "--out", "m.onnx"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_auto_batch_patience_and_threads_follow_the_table_size():
+    from gradstep.train.tabular import SMALL_GEMM, TrainConfig, choose_threads
+
+    small, big = TrainConfig().for_rows(1_000), TrainConfig().for_rows(800_000)
+    assert small == {"batch_size": 32, "patience": 20, "min_delta": 0.0}
+    assert big["batch_size"] == 512 and big["patience"] == 5 and big["min_delta"] > 0
+    assert TrainConfig(batch_size=64, patience=3).for_rows(800_000)["batch_size"] == 64
+    cfg = TrainConfig(hidden=[64, 32])
+    assert choose_threads(cfg, 20, 1, 512) == 1
+    wide = TrainConfig(hidden=[2048, 2048])
+    assert 2048 * 2048 * 512 > SMALL_GEMM and choose_threads(wide, 20, 1, 512) is None
+    assert choose_threads(TrainConfig(threads=2), 20, 1, 32) == 2
+
+
+@pytest.mark.parametrize("option", ["--seed", "--epochs", "--batch-size", "--patience"])
+def test_huge_integers_are_one_line_errors(here, capsys, option):
+    pd.DataFrame({"a": [1.0, 2, 3, 4], "y": [1.0, 2, 3, 5]}).to_csv("h.csv", index=False)
+    code = main(["train", "--data", "h.csv", "--target", "y", "--out", "r", option, str(2**64)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:")

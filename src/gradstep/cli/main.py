@@ -34,12 +34,24 @@ def cli() -> None:
     help="Folder for report.html, report.md, the PNGs and results.json.",
 )
 @click.option("--quick", is_flag=True, help="A smaller run (under 40 s) for tests and a look.")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="BLAS threads; the lecture's matrices are tiny, where a second thread only waits.",
+)
 @overwrite_option
-def lecture(out_dir: str, quick: bool, overwrite: bool) -> None:
+def lecture(out_dir: str, quick: bool, threads: int, overwrite: bool) -> None:
     """Run the lecture's lab and experiments on bundled data and write a report."""
+    from threadpoolctl import threadpool_limits
+
     from gradstep.lab.report import run_lecture
 
-    results = run_lecture(out_dir, quick=quick, progress=sys.stderr.isatty(), overwrite=overwrite)
+    with threadpool_limits(limits=threads):
+        results = run_lecture(
+            out_dir, quick=quick, progress=sys.stderr.isatty(), overwrite=overwrite
+        )
     click.echo(results["table"])
     click.echo(f"\nreport: {os.path.join(os.path.abspath(out_dir), 'report.html')}")
 

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -35,7 +36,8 @@ __all__ = ["TabularModel", "TrainConfig", "load_config_file", "read_run_table", 
 LOSSES = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss, "ce": nn.CrossEntropyLoss}
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam}
 # Below this many multiply-adds in the largest matrix product of a step, a second BLAS thread
-# costs more in synchronisation than it gains (measured: docs/performance.md, "BLAS threads").
+# gains at most ~20% on an idle machine and loses up to 2.4x on a busy one (measured with
+# benchmarks/blas_threads.py; docs/performance.md, "BLAS threads").
 SMALL_GEMM = 4_000_000
 
 
@@ -55,13 +57,14 @@ class WeightedCrossEntropy(nn.Module):
         return (F.cross_entropy(logits, labels, reduction="none") * w).sum() / float(w.sum())
 
 
-def choose_threads(cfg: TrainConfig, n_in: int, n_out: int) -> int | None:
-    """BLAS threads for this run: ``cfg.threads`` if set, else 1 for small products (the
-    course's models), else None (the library's default)."""
+def choose_threads(cfg: TrainConfig, n_in: int, n_out: int, batch: int) -> int | None:
+    """BLAS threads for this run: ``cfg.threads`` if set, else 1 when the largest matrix product
+    of a training step is under :data:`SMALL_GEMM` multiply-adds (the course's models), else
+    None (the library's default)."""
     if cfg.threads:
         return cfg.threads
     widths = [n_in, *cfg.hidden, n_out]
-    largest = max(a * b for a, b in zip(widths, widths[1:])) * max(cfg.batch_size, 1024)
+    largest = max(a * b for a, b in zip(widths, widths[1:])) * batch
     return 1 if largest < SMALL_GEMM else None
 
 
@@ -209,7 +212,16 @@ def _select_features(df, cfg: TrainConfig, path) -> list[str]:
 def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
     from threadpoolctl import threadpool_limits
 
+    size = os.path.getsize(data_path) if os.path.isfile(data_path) else 0
+    if size > 10 * 2**20:
+        log(f"reading {data_path} ({size / 2**20:.0f} MiB)")
+    started = time.perf_counter()
     df = read_run_table(data_path, cfg)
+    if size > 10 * 2**20:
+        log(
+            f"read {len(df):,} rows x {df.shape[1]} columns"
+            f" in {time.perf_counter() - started:.1f} s"
+        )
     features = _select_features(df, cfg, data_path)
     sep = df.attrs.get("sep", cfg.sep or ",")
     target = infer_target(df[cfg.target], cfg.target, data_path, cfg.task, sep)
@@ -267,11 +279,17 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
     n_out = len(classes) if classes else 1
     model = nn.mlp(X.shape[1], cfg.hidden, n_out, cfg.activation)
     opt = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr)
-    train_loader = DataLoader(TensorDataset(X[tr], y[tr]), cfg.batch_size, shuffle=True)
+    auto = cfg.for_rows(len(tr))
+    train_loader = DataLoader(TensorDataset(X[tr], y[tr]), auto["batch_size"], shuffle=True)
     val_loader = DataLoader(TensorDataset(X[va], y[va]), 1024) if n_val else None
     stopper = EarlyStopping(
-        "val_loss" if n_val else "loss", patience=cfg.patience, restore_best_weights=True
+        "val_loss" if n_val else "loss",
+        patience=auto["patience"],
+        min_delta=auto["min_delta"],
+        restore_best_weights=True,
     )
+    if cfg.batch_size == "auto" or cfg.patience == "auto":
+        log(f"batch size {auto['batch_size']}, patience {auto['patience']} epochs (auto)")
     loss_fn, compiled = LOSSES[loss](), True
     if target.task == "classification" and cfg.class_weight == "balanced":
         counts = np.bincount(y[tr], minlength=n_out).astype(np.float64)
@@ -281,7 +299,7 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
             "class weights (balanced): "
             + ", ".join(f"{c}={w:.3g}" for c, w in zip(classes, weight))
         )
-    threads = choose_threads(cfg, X.shape[1], n_out)
+    threads = choose_threads(cfg, X.shape[1], n_out, auto["batch_size"])
     progress = _progress(verbose, log)
     with threadpool_limits(limits=threads):
         history = fit(
