@@ -282,7 +282,7 @@ def test_auto_batch_patience_and_threads_follow_the_table_size():
     cfg = TrainConfig(hidden=[64, 32])
     assert choose_threads(cfg, 20, 1, 512) == 1
     wide = TrainConfig(hidden=[2048, 2048])
-    assert 2048 * 2048 * 512 > SMALL_GEMM and choose_threads(wide, 20, 1, 512) is None
+    assert SMALL_GEMM < 2048 * 2048 * 512 and choose_threads(wide, 20, 1, 512) is None
     assert choose_threads(TrainConfig(threads=2), 20, 1, 32) == 2
 
 
