@@ -153,17 +153,19 @@ class TableEncoder:
         parts = []
         if num.shape[1]:
             miss = np.isnan(num)
-            filled = np.where(miss, self.num_fill_, num)
-            with np.errstate(over="ignore", invalid="ignore"):
-                z = (filled - self.mean_) / self.scale_
-            bad = ~np.isfinite(z)
+            np.copyto(num, np.broadcast_to(self.num_fill_, num.shape), where=miss)
+            with np.errstate(over="ignore", invalid="ignore"):  # in place: big tables
+                num -= self.mean_
+                num /= self.scale_
+            bad = ~np.isfinite(num)
             if bad.any():
                 i, j = map(int, np.argwhere(bad)[0])
+                name = self._numeric_name(j)
                 raise InputError(
-                    f"{path} {line_of(df, i)}, column '{self._numeric_name(j)}': value "
-                    f"{filled[i, j]:.6g} is too far from the training values to standardise"
+                    f"{path} {line_of(df, i)}, column '{name}': value {df[name].iloc[i]} is "
+                    "too far from the training values to standardise"
                 )
-            parts += [z, miss[:, self.num_indicator_].astype(np.float64)]
+            parts += [num, miss[:, self.num_indicator_].astype(np.float64)]
         cat = self._category_block(df)
         if cat.shape[1]:
             miss = np.vectorize(lambda v: v is None, otypes=[bool])(cat)
@@ -171,7 +173,8 @@ class TableEncoder:
                 values = np.where(miss[:, j], self.cat_fill_[j], cat[:, j]).astype(str)
                 parts.append((values[:, None] == np.asarray(levels)[None, :]).astype(np.float64))
             parts.append(miss[:, self.cat_indicator_].astype(np.float64))
-        return np.column_stack(parts)
+        parts = [p for p in parts if p.shape[1]]
+        return parts[0] if len(parts) == 1 else np.column_stack(parts)  # no copy if one block
 
     def _numeric_name(self, j: int) -> str:
         k = 0

@@ -137,7 +137,9 @@ class TabularModel:
         X = self.encoder.transform(df, path)
         with no_grad():
             self.model.eval()
-            out = self.model(X).data.astype(np.float64)
+            # in chunks: a million rows at once would hold every layer's activations together
+            chunks = [self.model(X[i : i + 65536]).data for i in range(0, len(X), 65536)]
+            out = (np.concatenate(chunks) if chunks else self.model(X).data).astype(np.float64)
         if not np.all(np.isfinite(out)):
             raise InputError(f"{path}: the model's outputs are not finite (damaged weights?)")
         return out
