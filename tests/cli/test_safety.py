@@ -287,3 +287,35 @@ def test_property_no_existing_file_ever_changes(tmp_path_factory, tree, out, com
         )
         if not asked:
             assert after.get(path) == digest, (argv, path)
+
+
+def test_a_model_file_that_is_a_device_or_fifo_is_refused_without_reading(here, capsys):
+    (here / "run").mkdir()
+    os.symlink("/dev/zero", here / "run" / "model.ckpt")
+    code, _, err = run(
+        ["predict", "--model", "run", "--data", "train.csv", "--out", "p.csv"], capsys
+    )
+    assert code == 2 and "not a regular file" in err
+    os.mkfifo(here / "fifo.csv")
+    code, _, err = run([*TRAIN, "--data", "fifo.csv", "--out", "r"], capsys)
+    assert code == 2 and "FIFO" in err
+
+
+def test_a_full_disk_is_one_line(here, capsys, monkeypatch):
+    import errno
+
+    import gradstep.paths as paths
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "p.csv")
+
+    assert run([*TRAIN, "--out", "run"], capsys)[0] == 0
+    monkeypatch.setattr(paths.os, "fsync", full)
+    code, _, err = run(
+        ["predict", "--model", "run", "--data", "train.csv", "--out", "p.csv"], capsys
+    )
+    assert (
+        code == 2 and err.strip() == "error: No space left on device (p.csv); nothing was replaced"
+    )
+    assert not (here / "p.csv").exists()
+    assert not [n for n in os.listdir(here) if n.endswith(".gradstep-tmp")]

@@ -354,6 +354,10 @@ def main(argv=None) -> int:
         # User errors only: any other exception is a bug and keeps its traceback.
         click.echo(f"error: {e}", err=True)
         return 2
+    except OSError as e:  # the machine's, not the user's nor ours: a full disk, a lost mount
+        where = f" ({e.filename})" if e.filename else ""
+        click.echo(f"error: {e.strerror or e}{where}; nothing was replaced", err=True)
+        return 2
     except click.Abort:
         click.echo("aborted", err=True)
         return 130

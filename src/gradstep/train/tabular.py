@@ -91,8 +91,10 @@ class TabularModel:
     @classmethod
     def load(cls, run_dir) -> TabularModel:
         path = os.path.join(os.fspath(run_dir), "model.ckpt")
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise InputError(f"{run_dir}: no model.ckpt here; is it a folder from gradstep train?")
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: not a regular file (a device, FIFO or folder)")
         state = gs.load(path)
         try:
             known = {f.name for f in dataclasses.fields(TrainConfig)}
