@@ -119,3 +119,75 @@ def test_no_pickle_or_unsafe_yaml_anywhere_in_the_sources():
         if pattern.search(line)
     ]
     assert hits == []
+
+
+@pytest.mark.parametrize("value", ["0" * 64, 10**64, ["0" * 64, "x"], {"sha256": "0" * 64}])
+def test_a_value_that_looks_like_the_digest_placeholder_round_trips(tmp_path, value):
+    obj = {"parent_digest": value, "w": np.arange(3.0)}
+    gs.save(obj, tmp_path / "z.ckpt")
+    assert_same(obj, gs.load(tmp_path / "z.ckpt"))
+
+
+def test_the_same_object_gives_the_same_bytes_in_two_processes(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, gradstep as gs\n"
+        "obj = {'b': {'z': 1, 'a': [1.5, 'x']}, 'a': np.arange(6.0).reshape(2, 3),"
+        " 'm': {str(i): np.ones(i) for i in range(8)}}\n"
+        "gs.save(obj, sys.argv[1])\n"
+    )
+    for name in ("one", "two"):
+        env = {"PYTHONHASHSEED": name == "one" and "1" or "2", "PATH": "/usr/bin:/bin"}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True, env=env)
+    assert (tmp_path / "one").read_bytes() == (tmp_path / "two").read_bytes()
+
+
+def _legacy_dumps(obj) -> bytes:
+    """What gradstep wrote before its header was its own (safetensors' metadata order, the
+    digest placed at the first run of zeros): such files still load."""
+    import hashlib
+    import json
+
+    from safetensors.numpy import save as st_save
+
+    from gradstep.io import _encode
+
+    arrays: dict = {}
+    skeleton = _encode(obj, arrays, "")
+    meta = {"format": "gradstep", "version": "1", "structure": json.dumps(skeleton)}
+    blob = st_save(arrays, metadata={**meta, "sha256": "0" * 64})
+    digest = hashlib.sha256(blob).hexdigest()
+    pos = blob.find(b"0" * 64, 8)
+    return blob[:pos] + digest.encode() + blob[pos + 64 :]
+
+
+def test_checkpoints_written_by_the_previous_header_still_load(tmp_path):
+    obj = sample()
+    (tmp_path / "old.ckpt").write_bytes(_legacy_dumps(obj))
+    assert_same(obj, gs.load(tmp_path / "old.ckpt"))
+
+
+def test_hostile_files_are_refused_fast_without_reading_them(tmp_path):
+    import os
+    import resource
+
+    os.symlink("/dev/zero", tmp_path / "zero.ckpt")
+    os.mkfifo(tmp_path / "fifo.ckpt")
+    with open(tmp_path / "sparse.ckpt", "wb") as f:  # 2 GB, a header claiming it all
+        head = b'{"__metadata__":{"format":"gradstep","sha256":"' + b"a" * 64 + b'"}}'
+        f.write(len(head).to_bytes(8, "little") + head)
+        f.truncate(2 * 2**30)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    deep_head = (
+        b'{"__metadata__":{"format":"gradstep","structure":"x","version":"1"},"t":' + deep + b"}"
+    )
+    (tmp_path / "deep.ckpt").write_bytes(len(deep_head).to_bytes(8, "little") + deep_head)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for name in ("zero", "fifo", "sparse", "deep"):
+        t = time.perf_counter()
+        with pytest.raises(CheckpointError):
+            gs.load(tmp_path / f"{name}.ckpt")
+        assert time.perf_counter() - t < 2, name
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB

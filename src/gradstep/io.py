@@ -130,28 +130,92 @@ def _decode(node, arrays: dict):
 
 
 # --- save / load ---------------------------------------------------------------------------------
+# The header is written by gradstep, not left to the safetensors library (whose metadata order
+# changes from process to process): keys sorted, the digest at a fixed offset right after this
+# prefix, so the same object gives the same bytes, and the digest is found by construction,
+# never by searching (a value holding 64 zeros once received it).
+_PREFIX = '{"__metadata__":{"format":"' + FORMAT + '","sha256":"'
+_MAX_DEPTH = 64
+
+
+def _header(meta_rest: dict, tensors: dict, digest: str) -> bytes:
+    meta = json.dumps(meta_rest, sort_keys=True, separators=(",", ":"))[1:-1]
+    body = json.dumps(tensors, sort_keys=True, separators=(",", ":"))[1:-1]
+    text = _PREFIX + digest + '",' + meta + "}" + ("," + body if body else "") + "}"
+    raw = text.encode()
+    return raw + b" " * (-len(raw) % 8)  # safetensors aligns the data to 8 bytes
+
+
 def dumps(obj) -> bytes:
-    """The checkpoint bytes of ``obj`` (what :func:`save` writes)."""
+    """The checkpoint bytes of ``obj`` (what :func:`save` writes): identical for equal objects."""
     from safetensors.numpy import save as st_save
 
     arrays: dict = {}
     skeleton = _encode(obj, arrays, "")
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "structure": json.dumps(skeleton),
-        "sha256": _ZERO_DIGEST,
-    }
-    blob = st_save(arrays, metadata=meta)
-    digest = hashlib.sha256(blob).hexdigest()
-    head_len = 8 + int.from_bytes(blob[:8], "little")
-    pos = blob.find(_ZERO_DIGEST.encode(), 8, head_len)
-    return blob[:pos] + digest.encode() + blob[pos + 64 :]
+    blob = st_save(arrays)  # the library lays out the tensor bytes
+    n = int.from_bytes(blob[:8], "little")
+    tensors = json.loads(blob[8 : 8 + n])
+    tensors.pop("__metadata__", None)
+    rest = {"structure": json.dumps(skeleton, separators=(",", ":")), "version": VERSION}
+    data = blob[8 + n :]
+    head = _header(rest, tensors, _ZERO_DIGEST)
+    size = len(head).to_bytes(8, "little")
+    digest = hashlib.sha256(size + head + data).hexdigest()
+    return size + _header(rest, tensors, digest) + data
 
 
 def save(obj, path) -> None:
     """Write ``obj`` (a state_dict or a nested dict of arrays and JSON-able values) atomically."""
     atomic_write_bytes(path, dumps(obj))
+
+
+def _depth_ok(text: str) -> bool:
+    """Whether JSON ``text`` nests at most _MAX_DEPTH deep (json would recurse past the limit)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest <= _MAX_DEPTH
+
+
+def _check_header(head: bytes, size: int, name: str) -> dict:
+    """Parse and check a header (and the file size it implies) before any body is read."""
+
+    def fail(why: str):
+        raise CheckpointError(f"{name} is not a valid gradstep checkpoint: {why}")
+
+    try:
+        text = head.decode()
+        if not _depth_ok(text):
+            fail(f"its header nests deeper than {_MAX_DEPTH} levels")
+        header = json.loads(text)
+        meta = header.pop("__metadata__")
+        if meta["format"] != FORMAT or not all(isinstance(v, str) for v in meta.values()):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+        fail("its header is not gradstep's (a pickle, a PyTorch file, or damaged)")
+    if meta.get("version") != VERSION:
+        fail(f"format version {meta.get('version')!r}; this gradstep reads version {VERSION}")
+    end = 0
+    try:
+        for t in header.values():
+            lo, hi = t["data_offsets"]
+            if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi):
+                raise TypeError
+            end = max(end, hi)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        fail("its tensor table is damaged")
+    if 8 + len(head) + end != size:
+        fail(f"its header declares {8 + len(head) + end} bytes but the file has {size}")
+    return meta
 
 
 def loads(blob: bytes, name: str = "<bytes>"):
@@ -166,21 +230,17 @@ def loads(blob: bytes, name: str = "<bytes>"):
     n = int.from_bytes(blob[:8], "little")
     if n > len(blob) - 8 or n > _MAX_HEADER:
         fail(f"its header claims {n} bytes but the file has {len(blob)} (truncated or foreign)")
-    try:
-        header = json.loads(blob[8 : 8 + n])
-        meta = header["__metadata__"]
-        ok = meta["format"] == FORMAT
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        fail("its header is not gradstep's (a pickle, a PyTorch file, or damaged)")
-    if not ok:
-        fail(f"its format is {meta.get('format')!r}")
-    if meta.get("version") != VERSION:
-        fail(f"format version {meta.get('version')!r}; this gradstep reads version {VERSION}")
+    meta = _check_header(bytes(blob[8 : 8 + n]), len(blob), name)
     digest = meta.get("sha256", "")
-    pos = blob.find(digest.encode(), 8, 8 + n) if len(digest) == 64 else -1
-    if pos < 0:
+    if not isinstance(digest, str) or len(digest) != 64:
         fail("its digest is missing")
-    zeroed = blob[:pos] + _ZERO_DIGEST.encode() + blob[pos + 64 :]
+    if blob[8 : 8 + len(_PREFIX)] == _PREFIX.encode():
+        pos = 8 + len(_PREFIX)  # by construction
+    else:  # written before the header was gradstep's own: the digest is the first match
+        pos = bytes(blob[: 8 + n]).find(digest.encode(), 8)
+    if blob[pos : pos + 64] != digest.encode():
+        fail("its digest is missing")
+    zeroed = bytes(blob[:pos]) + _ZERO_DIGEST.encode() + bytes(blob[pos + 64 :])
     if hashlib.sha256(zeroed).hexdigest() != digest:
         fail("its SHA-256 does not match its contents (damaged or truncated)")
     try:
@@ -191,13 +251,29 @@ def loads(blob: bytes, name: str = "<bytes>"):
 
 
 def load(path):
-    """Read a file written by :func:`save` and return the same structure."""
+    """Read a file written by :func:`save` and return the same structure.
+
+    Anything but a regular file (a device, a FIFO, a folder) is refused before a byte is read,
+    and the header is read and checked against the file's size before the body, so a symlink
+    to /dev/zero or a sparse file with a forged header costs nothing."""
+    import stat
+
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            blob = f.read()
+        st = os.stat(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {path}") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{path} is a device, FIFO or socket, not a checkpoint file")
+    with open(path, "rb") as f:
+        first = f.read(8)
+        n = int.from_bytes(first, "little") if len(first) == 8 else -1
+        if 0 <= n <= min(_MAX_HEADER, st.st_size - 8):
+            _check_header(f.read(n), st.st_size, path)
+            f.seek(0)
+            blob = f.read(st.st_size + 1)
+        else:
+            blob = first
     return loads(blob, path)
