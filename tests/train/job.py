@@ -54,6 +54,19 @@ class Recorder(Callback):
         self.states[(epoch + 1, 0)] = digest(self.trainer.model)
 
 
+class KillAfterEpoch(Callback):
+    """SIGKILL this process right after the epoch-end checkpoint of epoch ``n`` (0-based)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def after_epoch_end(self, epoch, logs):
+        if epoch == self.n:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def run(directory: str | None, seed: int = 0, extra_callbacks=()):
     model, opt, sched, loader = build(seed)
     callbacks = list(extra_callbacks)
@@ -62,6 +75,9 @@ def run(directory: str | None, seed: int = 0, extra_callbacks=()):
         callbacks.append(ModelCheckpoint(directory, save_best=False, every_n_batches=1))
         last = os.path.join(directory, "last.ckpt")
         resume = last if os.path.exists(last) else None
+    kill = os.environ.get("GRADSTEP_KILL_AFTER_EPOCH")
+    if kill is not None and resume is None:  # after the checkpoint callback: the boundary
+        callbacks.append(KillAfterEpoch(int(kill)))
     trainer = Trainer(model, nn.MSELoss(), opt, sched, callbacks, verbose=0)
     trainer.fit(loader, epochs=EPOCHS, resume_from=resume)
     return model

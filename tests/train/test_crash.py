@@ -57,3 +57,24 @@ def test_kill_9_never_corrupts_and_resume_is_bit_identical(tmp_path):
         leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".gradstep-tmp")]
         assert leftovers == []
     assert found >= RUNS // 4, f"only {found} of {RUNS} kills happened after a checkpoint"
+
+
+def test_kill_9_right_after_an_epoch_end_checkpoint_resumes_identically(tmp_path):
+    final = job.digest(job.run(None))
+    for epoch in range(job.EPOCHS - 1):
+        folder = tmp_path / f"e{epoch}"
+        folder.mkdir()
+        env = {**os.environ, "GRADSTEP_KILL_AFTER_EPOCH": str(epoch)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.train.job", str(folder)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == -signal.SIGKILL
+        state = gs.load(folder / "last.ckpt")
+        assert (state["epoch"], state["batch"]) == (epoch + 1, 0)
+        assert len(state["callbacks"]["History#0"]["epochs"]) == epoch + 1  # the epoch is in it
+        assert job.digest(job.run(str(folder))) == final

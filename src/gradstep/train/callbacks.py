@@ -22,6 +22,9 @@ class Callback:
     def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
     def on_batch_end(self, batch: int, logs: dict) -> None: ...
     def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
+    def after_epoch_end(self, epoch: int, logs: dict) -> None:
+        """After every callback's on_epoch_end: the epoch is complete (for checkpoints)."""
+
     def on_train_end(self, logs: dict) -> None: ...
 
     def state_dict(self) -> dict:
@@ -177,6 +180,8 @@ class ModelCheckpoint(_Monitor):
                 {"model": self.trainer.model.state_dict(), "epoch": epoch, self.monitor: self.best},
                 self.best_path,
             )
+
+    def after_epoch_end(self, epoch, logs):
         self.trainer.save_checkpoint(self.last_path)
 
     def state_dict(self):

@@ -12,6 +12,7 @@ from gradstep import random as gs_random
 from gradstep.autograd import no_grad
 from gradstep.data.dataset import DataLoader
 from gradstep.tracing import compile as compile_step
+from gradstep.train import resume
 from gradstep.train.callbacks import Callback, History, ProgressBar
 
 
@@ -94,6 +95,7 @@ class Trainer:
         val_loader: DataLoader | None = None,
         epochs: int = 1,
         resume_from=None,
+        resume_weights_only: bool = False,
     ) -> History:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -104,7 +106,11 @@ class Trainer:
             )
         self._loader, self.epochs = train_loader, epochs
         self.batches_per_epoch = len(train_loader)
-        if resume_from is not None:
+        if resume_from is not None and resume_weights_only:
+            from gradstep.io import load
+
+            self.model.load_state_dict(load(resume_from)["model"])
+        elif resume_from is not None:
             self.load_checkpoint(resume_from)
         self._emit("on_train_begin", {})
         try:
@@ -154,6 +160,9 @@ class Trainer:
             self.scheduler.step()
         self.epoch, self.start_batch, self._order = epoch + 1, 0, None
         self._emit("on_epoch_end", epoch, logs)
+        # only now is the epoch complete (History has it, EarlyStopping has judged it): the
+        # epoch-end checkpoint is written here, so a crash right after it resumes identically
+        self._emit("after_epoch_end", epoch, logs)
 
     def evaluate(self, loader: DataLoader, prefix: str = "") -> dict:
         """Mean loss (and metrics) over ``loader`` in eval mode, without recording a graph."""
@@ -189,7 +198,9 @@ class Trainer:
             "batch": self.start_batch,
             "running": list(self._running),
             "rng": gs_random.get_rng_state(),
-            "callbacks": [c.state_dict() for c in self.callbacks],
+            "callbacks": resume.callback_states(self.callbacks),
+            "run": resume.describe(self),
+            "stopped": [self.stop_training, self.stop_reason or ""],
         }
         if self._order is not None:
             state["order"] = self._order
@@ -200,7 +211,13 @@ class Trainer:
             state["scheduler"] = self.scheduler.state_dict()
         return state
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, path="<state>") -> None:
+        if "optimizer" not in state or "epoch" not in state or "rng" not in state:
+            raise ValueError(
+                f"resume_from {path}: holds only a model's weights (best.ckpt?), not a training "
+                "state; resume from last.ckpt, or pass resume_weights_only=True"
+            )
+        resume.check(state.get("run"), resume.describe(self), path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.start_batch = int(state["epoch"]), int(state["batch"])
@@ -212,10 +229,9 @@ class Trainer:
             gen.bit_generator.state = state["loader_rng"]
         if self.scheduler is not None and "scheduler" in state:
             self.scheduler.load_state_dict(state["scheduler"])
-        saved = state.get("callbacks", [])
-        if len(saved) == len(self.callbacks):
-            for c, s in zip(self.callbacks, saved):
-                c.load_state_dict(s)
+        resume.load_callback_states(self.callbacks, state.get("callbacks", {}), path)
+        stopped, reason = state.get("stopped", [False, ""])
+        self.stop_training, self.stop_reason = bool(stopped), (reason or None)
 
     def save_checkpoint(self, path) -> None:
         from gradstep.io import save
@@ -225,7 +241,7 @@ class Trainer:
     def load_checkpoint(self, path) -> None:
         from gradstep.io import load
 
-        self.load_state_dict(load(path))
+        self.load_state_dict(load(path), path)
 
 
 def fit(
@@ -241,6 +257,7 @@ def fit(
     verbose: int | None = None,
     resume_from=None,
     terminate_on_nan: bool = True,
+    resume_weights_only: bool = False,
     compile: bool = True,  # noqa: A002 - the name users know from torch.compile
 ) -> History:
     """Train ``model``: for each epoch, for each mini-batch, zero_grad / forward / loss /
@@ -257,7 +274,12 @@ def fit(
     scheduler : LRScheduler, stepped after every epoch
     metrics : names ("accuracy") or functions (output, target) -> float, computed on validation
     verbose : 0 silences the progress bar; None shows it only on a terminal
-    resume_from : path of a ``last.ckpt`` written by ModelCheckpoint: continue exactly there
+    resume_from : path of a ``last.ckpt`` written by ModelCheckpoint: continue exactly there.
+        The checkpoint records the run (model, optimizer and its settings, data length and a
+        sample's hash, batch size, shuffle, callbacks); a different run is refused with a line
+        naming the difference (:mod:`gradstep.train.resume`)
+    resume_weights_only : start a new run from the weights of ``resume_from`` (a ``last.ckpt``
+        or ``best.ckpt``), with a fresh optimizer, epoch 0 and fresh callbacks
     terminate_on_nan : stop at the first non-finite loss, before it touches the parameters
     compile : trace the step once per batch shape and replay it (:func:`gradstep.compile`):
         the same numbers, bit for bit, with less overhead per step. False runs every step
@@ -279,4 +301,4 @@ def fit(
         terminate_on_nan,
         compile,
     )
-    return trainer.fit(train_loader, val_loader, epochs, resume_from)
+    return trainer.fit(train_loader, val_loader, epochs, resume_from, resume_weights_only)
