@@ -130,7 +130,7 @@ def test_temp_names_are_unpredictable_and_a_planted_symlink_is_not_followed(tmp_
     seen = []
     for _ in range(2):
         with output_file(tmp_path / "out.png", overwrite=True) as f:
-            seen += [n for n in os.listdir(tmp_path) if n.endswith(".gradstep-tmp")]
+            seen += [n for n in os.listdir(tmp_path) if n.endswith(".gradstep-out")]
             f.write(b"figure")
     assert victim.read_text() == "precious"
     assert (tmp_path / "out.png").read_bytes() == b"figure"
@@ -148,7 +148,7 @@ def test_a_killed_writer_leaves_nothing_the_next_run_does_not_clean(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")])
     assert proc.returncode == -9
     assert not (tmp_path / "run").exists()
-    assert any(n.endswith(".gradstep-tmp") for n in os.listdir(tmp_path))
+    assert any(n.endswith(".gradstep-out") for n in os.listdir(tmp_path))
     with output_folder(tmp_path / "run", kind="run") as tmp:
         pathlib.Path(tmp, "model.ckpt").write_text("complete")
     assert sorted(os.listdir(tmp_path)) == ["run"]
@@ -186,3 +186,71 @@ def test_a_second_writer_of_the_same_output_is_refused_while_the_first_runs(tmp_
         first.stdin.close()
         first.stdout.close()
     assert (tmp_path / "run" / "model.ckpt").read_text() == "first"
+
+
+def test_dotdot_through_a_symlink_is_resolved_as_the_os_does(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "d.csv").write_text("input")
+    os.symlink(tmp_path / "a" / "b", tmp_path / "lnk")
+    # lnk/../d.csv is a/d.csv for the OS, although the string reads as ./d.csv
+    with pytest.raises(InputError, match="is the input"):
+        check_output("lnk/../d.csv", kind="file", inputs=["a/d.csv"], overwrite=True)
+    assert (tmp_path / "a" / "d.csv").read_text() == "input"
+
+
+def test_a_marker_less_folder_is_gradsteps_only_with_proof(tmp_path):
+    import gradstep as gs
+
+    lightning = tmp_path / "lightning"
+    lightning.mkdir()
+    (lightning / "model.ckpt").write_bytes(b"PK\x03\x04 not ours")
+    (lightning / "figure3_final.png").write_bytes(b"\x89PNG")
+    with pytest.raises(InputError, match="not a folder that gradstep made"):
+        check_output(lightning, kind="run", overwrite=True)
+    old_run = tmp_path / "old_run"
+    old_run.mkdir()
+    gs.save({"model": {}}, old_run / "model.ckpt")
+    (old_run / "learning_curves.png").write_bytes(b"\x89PNG")
+    check_output(old_run, kind="run", overwrite=True)  # a run from before the marker
+    (old_run / "figure3_final.png").write_bytes(b"\x89PNG")
+    with pytest.raises(InputError, match="'figure3_final.png', which gradstep did not write"):
+        check_output(old_run, kind="run", overwrite=True)
+
+
+def test_leftover_cleaning_touches_only_this_outputs_leftovers(tmp_path):
+    keep = [
+        ".run.v2.abcd1234.gradstep-out",
+        ".notes.txt.backup.gradstep-tmp",
+        ".run.x.gradstep-out",
+    ]
+    for name in keep:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / ".gradstep-partial").write_text("")
+    dead = tmp_path / ".run.k2j4_9xq.gradstep-out"
+    dead.mkdir()
+    (dead / ".gradstep-partial").write_text("")
+    with output_folder(tmp_path / "run", kind="run") as tmp:
+        pathlib.Path(tmp, "f").write_text("x")
+    assert sorted(os.listdir(tmp_path)) == sorted([*keep, "run"])
+
+
+def test_an_empty_folder_with_overwrite_is_filled_not_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    with output_folder(tmp_path / "run", kind="run", overwrite=True) as tmp:
+        pathlib.Path(tmp, "f").write_text("x")
+    assert (tmp_path / "run" / "f").read_text() == "x"
+
+
+def test_without_renameat2_a_file_is_still_published_without_replacing(tmp_path, monkeypatch):
+    import gradstep.paths as paths
+
+    monkeypatch.setattr(paths, "_renameat2", lambda *a: False)
+    with output_file(tmp_path / "p.csv") as f:
+        f.write(b"one")
+    assert (tmp_path / "p.csv").read_bytes() == b"one"
+    with output_folder(tmp_path / "run", kind="run") as tmp:
+        pathlib.Path(tmp, "model.ckpt").write_text("1")
+    with output_folder(tmp_path / "run", kind="run", overwrite=True) as tmp:
+        pathlib.Path(tmp, "model.ckpt").write_text("2")
+    assert (tmp_path / "run" / "model.ckpt").read_text() == "2"
+    assert sorted(os.listdir(tmp_path)) == ["p.csv", "run"]

@@ -26,6 +26,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -34,14 +35,31 @@ from gradstep.errors import InputError
 
 MARKER = ".gradstep.json"
 _PARTIAL = ".gradstep-partial"
-_TMP_TAG = ".gradstep-tmp"
+_TMP_TAG = ".gradstep-out"  # not io's ".gradstep-tmp": its cleaner must not match ours
 _OLD_TAG = ".gradstep-old"
 _LOCK_TAG = ".gradstep-lock"
 _SPECIAL_ROOTS = ("/dev", "/proc", "/sys")
-# Folders written by gradstep before the marker file existed, by kind: the names they may hold.
+# Folders written by gradstep before the marker file existed, by kind: the exact names they held
+# (and one that must be there). A folder with any other name is never taken for one of these.
+_LECTURE_PNGS = [
+    "error_surface",
+    "backprop",
+    "experiments",
+    "gd_one_parameter",
+    "learning_curves",
+    "overfitting",
+    "piecewise",
+    "three_tasks",
+]
 _LEGACY = {
-    "run": ({"model.ckpt"}, {"model.ckpt", "metrics.json", "history.csv", "summary.txt"}),
-    "report": ({"report.html", "results.json"}, {"report.html", "report.md", "results.json"}),
+    "run": (
+        "model.ckpt",
+        {"model.ckpt", "metrics.json", "history.csv", "summary.txt", "learning_curves.png"},
+    ),
+    "report": (
+        "results.json",
+        {"report.html", "report.md", "results.json", *(f"{n}.png" for n in _LECTURE_PNGS)},
+    ),
 }
 
 
@@ -60,6 +78,44 @@ def _inside(child: str, parent: str) -> bool:
     """Whether real path ``child`` is strictly inside real path ``parent``."""
     parent = parent.rstrip(os.sep) + os.sep
     return child.startswith(parent) and child != parent.rstrip(os.sep)
+
+
+def destination(raw: str) -> str:
+    """The absolute path a write to ``raw`` lands on: its folder resolved as the OS resolves it
+    (``lnk/../x`` is x beside lnk's target, not beside lnk), its last part kept as given."""
+    raw = raw.rstrip(os.sep) or os.sep
+    folder, name = os.path.split(raw)
+    if name in ("", ".", ".."):
+        return os.path.realpath(raw)
+    return os.path.join(os.path.realpath(folder or os.curdir), name)
+
+
+def _same(a: str, b: str) -> bool:
+    """Whether two existing paths are one file or folder (same device and inode: catches bind
+    mounts, hard links and case-insensitive names that strings miss)."""
+    try:
+        return os.path.samestat(os.stat(a), os.stat(b))
+    except OSError:
+        return False
+
+
+def _below(child: str, parent: str) -> bool:
+    """Whether an ancestor folder of ``child`` is ``parent`` by identity (see :func:`_same`)."""
+    try:
+        target = os.stat(parent)
+    except OSError:
+        return False
+    probe = os.path.dirname(child)
+    while True:
+        try:
+            if os.path.samestat(os.stat(probe), target):
+                return True
+        except OSError:
+            pass
+        up = os.path.dirname(probe)
+        if up == probe:
+            return False
+        probe = up
 
 
 def _kind_of(st) -> str:
@@ -92,32 +148,29 @@ def check_output(
     raw = os.fspath(path) if path is not None else ""
     if raw.strip() == "":
         _refuse(option, raw, "is empty (an unset shell variable?); name a file or folder")
-    absolute = os.path.abspath(raw)
-    real = os.path.realpath(raw)
+    absolute = destination(raw)  # where the write lands: its folder resolved as the OS does
+    real = os.path.realpath(absolute)  # and through a symlink at the end
     for candidate in {absolute, real}:
         if candidate == os.path.dirname(candidate):
             _refuse(option, raw, "is the root of the file system")
         if any(candidate == r or _inside(candidate, r) for r in _SPECIAL_ROOTS):
             _refuse(option, raw, "is a device or system path; give a regular file or folder")
     cwd = os.path.realpath(os.getcwd())
-    if real == cwd:
+    if real == cwd or _same(real, cwd):
         _refuse(option, raw, "is the current folder; name a new folder inside it")
-    if _inside(cwd, real):
+    if _inside(cwd, real) or _below(cwd, real):
         _refuse(option, raw, "is a parent of the current folder")
+    exists = os.path.lexists(absolute)
     for inp in inputs:
         if inp is None or os.fspath(inp) == "":
             continue
         inp = os.fspath(inp)
         rin = os.path.realpath(inp)
-        same = real == rin
-        if not same and os.path.exists(raw) and os.path.exists(inp):
-            with contextlib.suppress(OSError):
-                same = os.path.samefile(raw, inp)
-        if same:
+        if real == rin or _same(real, rin):
             _refuse(option, raw, f"is the input {inp!r}; write the output somewhere else")
-        if _inside(rin, real):
+        if _inside(rin, real) or _below(rin, real):
             _refuse(option, raw, f"holds the input {inp!r}; write the output somewhere else")
-        if os.path.isdir(rin) and _inside(real, rin) and os.path.lexists(absolute):
+        if exists and os.path.isdir(rin) and (_inside(real, rin) or _below(real, rin)):
             _refuse(option, raw, f"is inside the input folder {inp!r}; it is never replaced")
     _check_parent(absolute, raw, option, create=kind != "file")
     try:
@@ -181,14 +234,30 @@ def foreign_content(folder: str, kind: str) -> str | None:
         if own_kind != kind:
             return f"is a gradstep {own_kind} folder, not a {kind} folder"
         extra = sorted(names - written - {MARKER})
-    elif kind in _LEGACY and _LEGACY[kind][0] <= names:
-        allowed = _LEGACY[kind][1]
-        extra = sorted(n for n in names if n not in allowed and not n.endswith(".png"))
+    elif kind in _LEGACY and _LEGACY[kind][0] in names and _legacy_proof(folder, kind):
+        extra = sorted(names - _LEGACY[kind][1])
     else:
         return f"is not a folder that gradstep made for a {kind}"
     if extra:
         return f"holds {extra[0]!r}, which gradstep did not write"
     return None
+
+
+def _legacy_proof(folder: str, kind: str) -> bool:
+    """Whether a marker-less folder's key file is gradstep's own: a run's model.ckpt whose
+    header names the gradstep format, a report's results.json with the lecture's keys."""
+    path = os.path.join(folder, _LEGACY[kind][0])
+    try:
+        if os.path.islink(path) or not os.path.isfile(path):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        if kind == "run":
+            return b'"format":"gradstep"' in head
+        info = json.loads(head)
+        return isinstance(info, dict) and {"quick", "experiments"} <= set(info)
+    except (OSError, ValueError):
+        return False
 
 
 # --- publishing ----------------------------------------------------------------------------------
@@ -202,7 +271,7 @@ def _renameat2(src: str, dst: str, flags: int) -> bool:
 
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.renameat2
-    except (OSError, AttributeError):
+    except Exception:  # no libc (Windows: CDLL(None) is a TypeError), or no renameat2
         return False
     at_fdcwd = -100
     if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), flags) == 0:
@@ -225,9 +294,9 @@ def _publish_new(tmp: str, dst: str, option: str) -> None:
             if os.path.lexists(dst):
                 raise FileExistsError(errno.EEXIST, "exists", dst)
             os.rename(tmp, dst)
-        else:
-            os.link(tmp, dst)  # fails if dst exists, unlike rename
-            os.unlink(tmp)
+        else:  # claim the name exclusively, then replace our own placeholder
+            os.close(os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            os.replace(tmp, dst)
     except (FileExistsError, OSError) as e:
         if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
             raise
@@ -236,7 +305,9 @@ def _publish_new(tmp: str, dst: str, option: str) -> None:
 
 def _publish_replace(tmp: str, dst: str, kind: str, option: str) -> None:
     """Replace ``dst`` by ``tmp`` in one step; the old folder or file is then removed."""
-    if not os.path.lexists(dst):
+    if not os.path.lexists(dst) or (
+        kind != "file" and os.path.isdir(dst) and not os.path.islink(dst) and not os.listdir(dst)
+    ):
         return _publish_new(tmp, dst, option)
     if kind == "file":
         os.replace(tmp, dst)
@@ -298,29 +369,46 @@ def _locked(dst: str, option: str):
 def _clean_leftovers(dst: str) -> list[str]:
     """Remove what killed gradstep commands left while writing ``dst`` (called under its lock,
     so no live command owns them): partial folders (marked), temp files, and an old folder whose
-    replacement was interrupted (put back if ``dst`` is missing)."""
+    replacement was interrupted (put back if ``dst`` is missing). Only names of exactly the
+    shape this module makes for ``dst`` match (``.NAME.<8 random>.gradstep-out``)."""
     folder, name = _dir(dst), os.path.basename(dst)
+    pattern = re.compile(
+        rf"^\.{re.escape(name)}\.[a-z0-9_]{{8}}({re.escape(_TMP_TAG)}|{re.escape(_OLD_TAG)})$"
+    )
     removed = []
     for entry in os.listdir(folder):
-        if not entry.startswith(f".{name}."):
+        match = pattern.match(entry)
+        if not match:
             continue
         path = os.path.join(folder, entry)
-        if entry.endswith(_OLD_TAG) and os.path.isdir(path) and not os.path.islink(path):
+        if os.path.islink(path):
+            continue
+        if match.group(1) == _OLD_TAG and os.path.isdir(path):
             old = os.path.join(path, "old")
             if os.path.lexists(old) and not os.path.lexists(dst):
                 os.rename(old, dst)
             if not os.listdir(path):
                 os.rmdir(path)
                 removed.append(entry)
-        elif entry.endswith(_TMP_TAG):
-            if os.path.isdir(path) and not os.path.islink(path):
-                if os.path.isfile(os.path.join(path, _PARTIAL)):
-                    shutil.rmtree(path)
-                    removed.append(entry)
-            elif os.path.isfile(path) and not os.path.islink(path):
-                os.unlink(path)
+        elif os.path.isdir(path):
+            if os.path.isfile(os.path.join(path, _PARTIAL)):
+                shutil.rmtree(path)
                 removed.append(entry)
+        elif os.path.isfile(path):
+            os.unlink(path)
+            removed.append(entry)
     return removed
+
+
+def _fsync_files(folder: str, names) -> None:
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 # --- the two entry points ------------------------------------------------------------------------
@@ -335,6 +423,8 @@ def output_folder(path, *, kind: str, inputs=(), overwrite: bool = False, option
     dst = check_output(path, kind=kind, inputs=inputs, overwrite=overwrite, option=option)
     os.makedirs(_dir(dst), mode=0o777, exist_ok=True)
     with _locked(dst, option):
+        # again, now that leftovers are cleaned: an interrupted replacement may be back
+        check_output(path, kind=kind, inputs=inputs, overwrite=overwrite, option=option)
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.", suffix=_TMP_TAG, dir=_dir(dst))
         try:
             os.chmod(tmp, 0o777 & ~umask())
@@ -342,6 +432,7 @@ def output_folder(path, *, kind: str, inputs=(), overwrite: bool = False, option
             yield tmp
             os.unlink(os.path.join(tmp, _PARTIAL))
             files = sorted(os.listdir(tmp))
+            _fsync_files(tmp, files)  # a power cut after the swap must not find empty files
             with open(os.path.join(tmp, MARKER), "x", encoding="utf-8") as f:
                 json.dump({"kind": kind, "files": files}, f)
             if overwrite:
@@ -362,6 +453,7 @@ def output_file(path, *, inputs=(), overwrite: bool = False, option: str = "--ou
     file beside it, published only when the block ends without error."""
     dst = check_output(path, kind="file", inputs=inputs, overwrite=overwrite, option=option)
     with _locked(dst, option):
+        check_output(path, kind="file", inputs=inputs, overwrite=overwrite, option=option)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{os.path.basename(dst)}.", suffix=_TMP_TAG, dir=_dir(dst)
         )

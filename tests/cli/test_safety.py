@@ -318,4 +318,4 @@ def test_a_full_disk_is_one_line(here, capsys, monkeypatch):
         code == 2 and err.strip() == "error: No space left on device (p.csv); nothing was replaced"
     )
     assert not (here / "p.csv").exists()
-    assert not [n for n in os.listdir(here) if n.endswith(".gradstep-tmp")]
+    assert not [n for n in os.listdir(here) if n.endswith(".gradstep-out")]
