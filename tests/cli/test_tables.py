@@ -107,27 +107,25 @@ def test_missing_values_in_features_and_target(here, capsys):
 
 
 def test_numbers_with_thousands_separators_and_decimal_commas(here, capsys):
+    # a spreadsheet export: semicolons, "3,25" decimal commas (a dot thousands separator, as in
+    # "4.321", is read by pandas as a decimal point: that needs --thousands . --decimal ,)
     rows = ["weight;price;kind;ok;when;id;y"]
     rng = np.random.default_rng(1)
-    for i in range(80):
-        w = 1000 + int(rng.integers(0, 4000))
+    weights = 1000 + rng.integers(0, 4000, 80)
+    for i, w in enumerate(weights):
         p = rng.uniform(0, 10)
         y = w / 1000 + p
         rows.append(
-            f"{w:,};{p:.2f}".replace(".", ",")
+            f"{w}"
+            + f";{p:.2f}".replace(".", ",")
             + f";{'ab'[i % 2]};{'yes' if i % 3 else 'no'};2024-0{1 + i % 9}-1{i % 10}"
             + f";id{i};{y:.3f}".replace(".", ",")
         )
-    # a semicolon file where the thousands comma is quoted so it stays one field
-    text = "\n".join(
-        r.replace(f"{r.split(';')[0]}", f'"{r.split(";")[0]}"', 1) if i else r
-        for i, r in enumerate(rows)
-    )
-    (here / "eu.csv").write_text(text + "\n")
+    (here / "eu.csv").write_text("\n".join(rows) + "\n")
     df = read_table("eu.csv")
     assert df.attrs["sep"] == ";"
     out = train(capsys, "--data", "eu.csv", "--target", "y", "--epochs", "2", "--out", "r")
-    assert "weight: numbers with thousands separators" in out
+    assert "weight: numbers\n" in out
     assert "price: numbers with decimal commas" in out
     assert "kind: categorical, one-hot over 2 levels" in out
     assert "ok: boolean -> 0/1" in out
@@ -136,9 +134,33 @@ def test_numbers_with_thousands_separators_and_decimal_commas(here, capsys):
     model = TabularModel.load("r")
     assert model.task == "regression"
     X = model.encoder.transform(df, "eu.csv")
-    raw_weight = np.array([int(c.replace(",", "")) for c in df["weight"]])
-    z = (raw_weight - raw_weight.mean()) / raw_weight.std()
+    z = (weights - weights.mean()) / weights.std()
     assert np.corrcoef(X[:, 0], z)[0, 1] > 0.999
+    (here / "eu2.csv").write_text(
+        "\n".join(
+            ["w;y"]
+            + [
+                f"{w:,};{w / 1000:.3f}".replace(",", "X").replace(".", ",").replace("X", ".")
+                for w in weights
+            ]
+        )
+        + "\n"
+    )
+    explicit = read_table("eu2.csv", decimal=",", thousands=".")
+    np.testing.assert_array_equal(explicit["w"].to_numpy(), weights)
+    # a comma file: a quoted "3,504" is three thousand five hundred and four
+    lines = ["w,y"] + [f'"{w:,}",{w / 1000:.3f}' for w in weights]
+    (here / "us.csv").write_text("\n".join(lines) + "\n")
+    out = train(capsys, "--data", "us.csv", "--target", "y", "--epochs", "2", "--out", "r2")
+    assert "w: numbers with thousands separators" in out
+    from gradstep.data import columns as cols
+
+    table = read_table("us.csv")
+    np.testing.assert_array_equal(cols.to_numbers(table["w"], "thousands"), weights)
+    eu = pd.Series(["0,125", "1,5", None, "2.000,25"], dtype=object)
+    np.testing.assert_array_equal(
+        cols.to_numbers(eu, cols.infer(eu, "x", ";").number_format), [0.125, 1.5, np.nan, 2000.25]
+    )
 
 
 def test_tab_files_are_sniffed(here, capsys):
@@ -292,3 +314,56 @@ def test_huge_integers_are_one_line_errors(here, capsys, option):
     code = main(["train", "--data", "h.csv", "--target", "y", "--out", "r", option, str(2**64)])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:")
+
+
+def test_review_cases_of_reading_and_encoding(here, capsys):
+    from gradstep.data import columns as cols
+    from gradstep.train.scores import classification_scores
+
+    # a first row with a field too many and a short one do not balance into a shifted table
+    (here / "s.csv").write_text("a,b,c\n1,2,3,4\n4,5\n7,8,9\n")
+    assert main(["train", "--data", "s.csv", "--target", "c", "--out", "r"]) == 2
+    assert "s.csv line 2: 4 fields, the header has 3" in capsys.readouterr().err
+    # codes trained as text match a prediction file that pandas reads as numbers
+    rng = np.random.default_rng(8)
+    code = rng.choice(["1", "2", "A", "B"], 200)
+    y = np.where(np.isin(code, ["1", "A"]), 10.0, 0.0) + 0.01 * rng.standard_normal(200)
+    pd.DataFrame({"code": code, "y": y}).to_csv("codes.csv", index=False)
+    train(capsys, "--data", "codes.csv", "--target", "y", "--epochs", "60", "--out", "rc")
+    pd.DataFrame({"code": ["1", "2", None], "y": 0}).to_csv("few.csv", index=False)
+    assert read_table("few.csv")["code"].dtype.kind == "f"  # pandas: numbers
+    pred = TabularModel.load("rc").predict(read_table("few.csv"))
+    assert pred[0] > 7 and pred[1] < 3
+    # daylight-saving offsets in ISO timestamps
+    stamps = pd.Series(["2024-03-30T12:00:00+01:00", "2024-04-01T12:00:00+02:00", None])
+    assert cols.date_parts(stamps)[1, 0] == 2024
+    # macro-F1 averages over the classes present; unseen truth labels count against it
+    perfect = classification_scores(np.array([0, 1]), np.array([0, 1]), ["a", "b", "c"])
+    assert perfect["macro_f1"] == 1.0
+    unknown = classification_scores(np.array([0, 1]), np.array([0, -1]), ["a", "b"])
+    assert unknown["accuracy"] == 0.5 and unknown["macro_f1"] < 1
+
+
+def test_task_edge_cases(here, capsys):
+    n = 60
+    labels = np.array(["1", "2", "3", "other"] * (n // 4))
+    pd.DataFrame({"x": np.arange(n), "label": labels}).to_csv("l.csv", index=False)
+    out = train(
+        capsys,
+        "--data",
+        "l.csv",
+        "--target",
+        "label",
+        "--task",
+        "classification",
+        "--epochs",
+        "2",
+        "--out",
+        "r",
+    )
+    assert TabularModel.load("r").classes == ["1", "2", "3", "other"]
+    dates = pd.date_range("2020-01-01", periods=n).strftime("%Y-%m-%d")
+    pd.DataFrame({"x": np.arange(n), "day": dates}).to_csv("d.csv", index=False)
+    assert main(["train", "--data", "d.csv", "--target", "day", "--out", "r2"]) == 2
+    assert "holds dates" in capsys.readouterr().err
+    assert "task: classification" in out

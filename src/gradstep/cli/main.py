@@ -293,6 +293,11 @@ def export(run_dir, fmt, out_path, date_parts, overwrite) -> None:
 
             weights, source = torch_files(model, weights_name=os.path.basename(out_path))
             blobs = [weights, source.encode()]
+    except ImportError as e:  # the optional extras
+        extra = "onnx" if fmt == "onnx" else "torch"
+        raise InputError(
+            f"export --format {fmt} needs {e.name or extra}: pip install 'gradstep[{extra}]'"
+        ) from None
     except ValueError as e:
         raise InputError(
             f"export: {str(e).replace('pass date_parts=True', 'pass --date-parts')}"

@@ -19,7 +19,7 @@ from gradstep.errors import InputError
 TRUE = {"true", "yes", "y", "t"}
 FALSE = {"false", "no", "n", "f"}
 MAX_CATEGORIES = 50
-_THOUSANDS = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
+_THOUSANDS = re.compile(r"^[+-]?([1-9]\d{0,2}(,\d{3})+|\d+)(\.\d+)?$")  # not "0,125"
 _DECIMAL_COMMA = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d*)(,\d+)?$")
 _DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
 
@@ -61,7 +61,9 @@ def _number_format(col, sep: str) -> tuple[str, float]:
     """The way of writing numbers that reads the most cells, and the share it reads."""
     present = col.notna().to_numpy()
     n = max(int(present.sum()), 1)
-    formats = ["plain", "thousands"] + (["decimal_comma"] if sep != "," else [])
+    # a tie ("1,234" reads both ways) goes to the delimiter's custom: a comma file cannot hold an
+    # unquoted decimal comma; a semicolon or tab file is the spreadsheet export that writes them
+    formats = ["plain", "thousands"] if sep == "," else ["plain", "decimal_comma", "thousands"]
     best, best_share = "plain", -1.0
     for fmt in formats:
         share = float(np.isfinite(to_numbers(col, fmt))[present].sum()) / n
@@ -82,16 +84,21 @@ def infer(col, name: str, sep: str = ",") -> Column:
     if len(values) == 0:
         return Column(name, "skip", "every cell is missing")
     fmt, share = _number_format(col, sep)
-    if share > 0.5:
-        how = {"plain": "", "thousands": " with thousands separators", "decimal_comma": ""}[fmt]
-        if fmt == "decimal_comma":
-            how = " with decimal commas"
+    # numbers with a few stray words (at most one cell in ten, or a single one) are numbers
+    # with typos, reported cell by cell; "1, 2, A, B" codes are categories
+    strays = round((1 - share) * len(values))
+    if share > 0.5 and strays <= max(1, 0.1 * len(values)):
+        how = {
+            "plain": "",
+            "thousands": " with thousands separators",
+            "decimal_comma": " with decimal commas",
+        }[fmt]
         return Column(name, "numeric", f"numbers{how}", number_format=fmt)
     lower = set(values.str.lower().unique())
     if lower <= TRUE | FALSE and lower & TRUE and lower & FALSE:
         return Column(name, "boolean", f"two values ({', '.join(sorted(set(values)))})")
     if values.str.match(_DATE).mean() >= 0.9:
-        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
         if parsed.notna().mean() >= 0.9:
             return Column(name, "date", "dates: year, month, day of year, weekday")
     n_unique = values.nunique()
@@ -108,12 +115,32 @@ def first_bad(col, values: np.ndarray, missing: np.ndarray):
     return int(np.flatnonzero(bad)[0]) if bad.any() else None
 
 
+def labels(col):
+    """A column's cells as category labels: text, stripped; a number read as 1.0 is "1" (so a
+    prediction file that pandas reads as numbers matches the levels learned as text); None
+    where missing."""
+    import pandas as pd
+
+    missing = col.isna().to_numpy()
+    if col.dtype.kind == "f":
+        v = col.to_numpy(np.float64)
+        whole = np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)
+        text = col.astype(str).to_numpy(object)
+        text[whole] = v[whole].astype(np.int64).astype(str)
+    elif col.dtype.kind in "iub":
+        text = col.astype(str).to_numpy(object)
+    else:
+        text = col.astype(object).where(~missing, "").astype(str).str.strip().to_numpy(object)
+    text[missing] = None
+    return pd.Series(text, index=col.index, dtype=object)
+
+
 def date_parts(col) -> np.ndarray:
     """(n, 4) float64: year, month, day of year, weekday (0 = Monday); NaN where missing."""
     import pandas as pd
 
     s = col.astype(object).where(col.notna(), None)
-    d = pd.to_datetime(s, errors="coerce", format="mixed")
+    d = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
     parts = [d.dt.year, d.dt.month, d.dt.day_of_year, d.dt.day_of_week]
     return np.column_stack([p.to_numpy(np.float64, na_value=np.nan) for p in parts])
 

@@ -66,14 +66,9 @@ class TableEncoder:
         n = len(df)
         return np.column_stack(blocks) if blocks else np.zeros((n, 0))
 
-    def _category_block(self, df):
-        cats = [c for c in self.columns_ if c.kind == "categorical"]
-        out = np.empty((len(df), len(cats)), dtype=object)
-        for j, c in enumerate(cats):
-            col = df[c.name]
-            s = col.astype(object).where(col.notna(), None)
-            out[:, j] = [None if v is None else str(v).strip() for v in s]
-        return out
+    def _category_block(self, df) -> list:
+        """Per categorical column: its labels as text (None where missing)."""
+        return [cols.labels(df[c.name]) for c in self.columns_ if c.kind == "categorical"]
 
     def missing_rows(self, df) -> np.ndarray:
         """Boolean mask of rows with a missing cell in a used column."""
@@ -129,21 +124,25 @@ class TableEncoder:
             self.mean_, self.scale_ = _safe_moments(filled)
         else:
             self.mean_, self.scale_ = np.zeros(0), np.ones(0)
-        cat = self._category_block(df)
         self.cat_fill_, self.cat_indicator_, self.categories_ = [], [], []
-        if cat.shape[1]:
-            cat = np.where(cat == None, np.nan, cat)  # noqa: E711 - elementwise on objects
-            imp = SimpleImputer(strategy="most_frequent", add_indicator=True)
-            filled = imp.fit_transform(cat)[:, : cat.shape[1]]
-            self.cat_fill_ = [str(v) for v in imp.statistics_]
-            ind = imp.indicator_.features_ if imp.indicator_ is not None else []
-            self.cat_indicator_ = [int(i) for i in ind]
-            enc = OneHotEncoder(handle_unknown="ignore").fit(filled.astype(str))
-            self.categories_ = [[str(v) for v in c] for c in enc.categories_]
+        everything = self._category_block(schema)
+        for j, labels in enumerate(self._category_block(df)):
+            # most frequent training level (ties: the first in sorted order, as SimpleImputer);
+            # a column with no training value at all takes the file's most frequent level
+            present = labels.dropna()
+            fill = _most_frequent(present if len(present) else everything[j].dropna())
+            self.cat_fill_.append(fill)
+            if len(present) < len(labels):
+                self.cat_indicator_.append(j)
+            filled = labels.fillna(fill).to_numpy(str)[:, None]
+            enc = OneHotEncoder(handle_unknown="ignore").fit(filled)
+            self.categories_.append([str(v) for v in enc.categories_[0]])
         return self
 
     def transform(self, df, path="<data>") -> np.ndarray:
         """float64 matrix of shape (n_rows, n_outputs) for rows of a table with these columns."""
+        import pandas as pd
+
         from gradstep.data.tabular import check_columns, line_of
 
         check_columns(df, [c.name for c in self.columns_], path, "feature column")
@@ -166,13 +165,20 @@ class TableEncoder:
                     "too far from the training values to standardise"
                 )
             parts += [num, miss[:, self.num_indicator_].astype(np.float64)]
-        cat = self._category_block(df)
-        if cat.shape[1]:
-            miss = np.vectorize(lambda v: v is None, otypes=[bool])(cat)
-            for j, levels in enumerate(self.categories_):
-                values = np.where(miss[:, j], self.cat_fill_[j], cat[:, j]).astype(str)
-                parts.append((values[:, None] == np.asarray(levels)[None, :]).astype(np.float64))
-            parts.append(miss[:, self.cat_indicator_].astype(np.float64))
+        blocks = self._category_block(df)
+        missing = [labels.isna().to_numpy() for labels in blocks]
+        for labels, levels, fill in zip(blocks, self.categories_, self.cat_fill_):
+            codes = pd.Index(levels).get_indexer(labels.fillna(fill))  # -1: never seen
+            onehot = np.zeros((len(codes), len(levels)))
+            seen = np.flatnonzero(codes >= 0)
+            onehot[seen, codes[seen]] = 1.0
+            parts.append(onehot)
+        if blocks:
+            parts.append(
+                np.column_stack(
+                    [missing[j] for j in self.cat_indicator_] or [np.zeros((len(df), 0))]
+                ).astype(np.float64)
+            )
         parts = [p for p in parts if p.shape[1]]
         return parts[0] if len(parts) == 1 else np.column_stack(parts)  # no copy if one block
 
@@ -277,6 +283,13 @@ class TableEncoder:
                 "categories": [],
             }
         )
+
+
+def _most_frequent(labels) -> str:
+    counts = labels.value_counts()
+    if counts.empty:
+        return ""
+    return str(min(counts.index[counts == counts.max()]))
 
 
 def _safe_moments(X: np.ndarray):

@@ -130,26 +130,38 @@ def _positions(buf: np.ndarray, byte: int, chunk: int = 1 << 24) -> np.ndarray:
     return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
+def _sep_counts(buf: np.ndarray, starts, ends, sep: int, chunk: int = 1 << 24) -> np.ndarray:
+    """Delimiters per line, counted a block of whole lines at a time (no file-sized temporary)."""
+    counts = np.empty(len(starts), np.int64)
+    i = 0
+    while i < len(starts):
+        j = max(int(np.searchsorted(starts, starts[i] + chunk)), i + 1)
+        lo, hi = starts[i], max(ends[j - 1], starts[j - 1] + 1)
+        mask = buf[lo:hi] == sep
+        counts[i:j] = np.add.reduceat(mask, starts[i:j] - lo, dtype=np.int32)
+        counts[i:j][ends[i:j] == starts[i:j]] = 0  # reduceat gives an empty line's next byte
+        i = j
+    return counts
+
+
 def _fast_lines(raw: bytes, sep: str, n_fields: int, path: str) -> np.ndarray:
-    """Line numbers of the data records of a file without quotes, checking every record has
-    ``n_fields`` fields. The common case costs one search for newlines and a count of
-    delimiters (``bytes.count``); only a file whose count is off is searched line by line."""
+    """Line numbers of the data records of a file without quotes, checking that every record
+    has ``n_fields`` fields: vectorised, in blocks of lines."""
     buf = np.frombuffer(raw, np.uint8)
     newline = 10 if b"\n" in raw or b"\r" not in raw else 13
     ends = _positions(buf, newline)
     if len(buf) and buf[-1] != newline:
         ends = np.append(ends, len(buf))
     starts = np.concatenate(([0], ends[:-1] + 1))
-    blank = (ends - starts) <= 1  # empty, or "\r" alone; longer lines of spaces are below
-    short = np.flatnonzero(ends - starts <= 64)
-    spans = [raw[starts[i] : ends[i]] for i in short]
-    blank[short] = [not sp.strip() for sp in spans]
+    counts = _sep_counts(buf, starts, ends, ord(sep))
+    blank = counts == 0
+    if blank.any():  # a line with no delimiter is blank if it is white space alone
+        idx = np.flatnonzero(blank)
+        blank[idx] = [not raw[starts[i] : ends[i]].strip() for i in idx]
     lines = np.flatnonzero(~blank) + 1  # 1-based line numbers of non-blank lines
-    if raw.count(sep.encode()) != len(lines) * (n_fields - 1):
-        seps = _positions(buf, ord(sep))
-        counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
-        bad = np.flatnonzero(counts[lines - 1] != n_fields - 1)
-        k = lines[bad[0]] if len(bad) else lines[0]
+    bad = np.flatnonzero(counts[lines - 1] != n_fields - 1)
+    if len(bad):
+        k = lines[bad[0]]
         raise InputError(f"{path} line {k}: {counts[k - 1] + 1} fields, the header has {n_fields}")
     return lines[1:]
 
@@ -220,6 +232,7 @@ def read_table(path, sep: str | None = None, decimal: str = ".", thousands: str 
                 na_values=list(MISSING),
                 keep_default_na=False,
                 skip_blank_lines=True,
+                index_col=False,  # never take a first column as the index
                 engine="c",
             )
     except Exception as e:  # pandas' own parse errors

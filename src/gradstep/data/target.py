@@ -57,7 +57,18 @@ def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Ta
     present = col.notna().to_numpy()
     if not present.any():
         raise InputError(f"{path}, column '{name}': every target cell is missing")
-    numbers, spec = _numbers(col, name, path, sep)
+    spec = cols.infer(col, name, sep)
+    if spec.kind == "date" and task == "auto":
+        raise InputError(
+            f"{path}, column '{name}': holds dates; a date is not a target gradstep can learn "
+            "(pick another --target, or --task classification to take them as labels)"
+        )
+    try:
+        numbers, spec = _numbers(col, name, path, sep)
+    except InputError:
+        if task != "classification":
+            raise
+        numbers = None  # --task classification: mostly numbers, some words: all labels as text
     if task == "regression":
         if numbers is None:
             raise InputError(
@@ -86,9 +97,7 @@ def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Ta
             else f"{len(distinct)} distinct integer values (type_of_target: '{kind}')"
         )
         return Target("classification", why, present, index, classes, spec.number_format)
-    labels = col[present]
-    if col.dtype.kind != "b":
-        labels = labels.astype(str).str.strip()
+    labels = cols.labels(col)[present]
     distinct = sorted(labels.unique().tolist(), key=lambda v: (str(type(v)), v))
     if spec.kind == "skip" and len(distinct) > MAX_CLASSES and task == "auto":
         raise InputError(
@@ -104,21 +113,21 @@ def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Ta
 
 
 def match_labels(col, classes: list, number_format: str = "plain") -> np.ndarray:
-    """Index of each cell's class in ``classes`` (compared by value: '1.0' equals 1), -1 where
-    the cell is missing or not one of the classes."""
-    values = {}
+    """Index of each cell's class in ``classes`` (compared by value: '1.0' equals 1, 'TRUE'
+    equals 'true'), -1 where the cell is missing or not one of the classes."""
+    import pandas as pd
+
     numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes)
     if numeric:
         cells = cols.to_numbers(col, number_format)
-        for i, c in enumerate(classes):
-            values[float(c)] = i
-        return np.array([values.get(float(v), -1) if np.isfinite(v) else -1 for v in cells])
-    for i, c in enumerate(classes):
-        values[str(c).lower() if isinstance(c, bool) else str(c)] = i
-    out = np.full(len(col), -1, np.int64)
-    for i, v in enumerate(col.tolist()):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            continue
-        key = str(v).strip()
-        out[i] = values.get(key, values.get(key.lower(), -1))
-    return out
+        found = pd.Index([float(c) for c in classes]).get_indexer(cells)
+        found[~np.isfinite(cells)] = -1
+        return found
+    text = cols.labels(col)
+    found = pd.Index([str(c) for c in classes]).get_indexer(text)
+    lower = pd.Index([str(c).lower() for c in classes])
+    if (found < 0).any() and lower.is_unique:  # true/True/TRUE: one label, as people write it
+        again = lower.get_indexer(text.str.lower())
+        found = np.where(found < 0, again, found)
+    found[text.isna().to_numpy()] = -1
+    return found

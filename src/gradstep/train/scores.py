@@ -32,11 +32,13 @@ def classification_scores(pred: np.ndarray, truth: np.ndarray, classes: list) ->
     p, r, _, support = precision_recall_fscore_support(
         truth[known], pred[known], labels=labels, zero_division=0
     )
+    # macro-F1 over the classes present in the truth or the predictions (scikit-learn's own
+    # default: an absent class is no evidence); a label the model never saw is a class of its
+    # own that was never predicted, so it lowers F1 as it lowers accuracy
+    present = sorted(set(truth.tolist()) | set(pred.tolist()))
     return {
         "accuracy": float(np.mean(pred == truth)) if len(truth) else 0.0,
-        "macro_f1": float(
-            f1_score(truth[known], pred[known], labels=labels, average="macro", zero_division=0)
-        ),
+        "macro_f1": float(f1_score(truth, pred, labels=present, average="macro", zero_division=0)),
         "per_class": {
             str(c): {"precision": float(p[i]), "recall": float(r[i]), "support": int(support[i])}
             for i, c in enumerate(classes)
