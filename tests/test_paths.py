@@ -55,11 +55,11 @@ def test_overwrite_replaces_only_a_gradstep_folder_of_the_same_kind(tmp_path):
     with pytest.raises(InputError, match="not a report folder"):
         check_output(tmp_path / "run", kind="report", overwrite=True)
     (tmp_path / "run" / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="'notes.txt', which gradstep did not write"):
+    with pytest.raises(InputError, match="'notes.txt', which is not part of what gradstep wrote"):
         check_output(tmp_path / "run", kind="run", overwrite=True)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years of work")
-    with pytest.raises(InputError, match="not a folder that gradstep made"):
+    with pytest.raises(InputError, match="folder that gradstep made"):
         check_output(tmp_path / "mine", kind="run", overwrite=True)
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
 
@@ -205,7 +205,7 @@ def test_a_marker_less_folder_is_gradsteps_only_with_proof(tmp_path):
     lightning.mkdir()
     (lightning / "model.ckpt").write_bytes(b"PK\x03\x04 not ours")
     (lightning / "figure3_final.png").write_bytes(b"\x89PNG")
-    with pytest.raises(InputError, match="not a folder that gradstep made"):
+    with pytest.raises(InputError, match="folder that gradstep made"):
         check_output(lightning, kind="run", overwrite=True)
     old_run = tmp_path / "old_run"
     old_run.mkdir()
@@ -213,7 +213,9 @@ def test_a_marker_less_folder_is_gradsteps_only_with_proof(tmp_path):
     (old_run / "learning_curves.png").write_bytes(b"\x89PNG")
     check_output(old_run, kind="run", overwrite=True)  # a run from before the marker
     (old_run / "figure3_final.png").write_bytes(b"\x89PNG")
-    with pytest.raises(InputError, match="'figure3_final.png', which gradstep did not write"):
+    with pytest.raises(
+        InputError, match="'figure3_final.png', which is not part of what gradstep wrote"
+    ):
         check_output(old_run, kind="run", overwrite=True)
 
 

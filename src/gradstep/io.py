@@ -40,7 +40,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=TMP_SUFFIX, dir=folder
+        prefix="." + os.path.basename(path)[:200] + ".", suffix=TMP_SUFFIX, dir=folder
     )
     try:
         from gradstep.paths import umask

@@ -237,9 +237,9 @@ def foreign_content(folder: str, kind: str) -> str | None:
     elif kind in _LEGACY and _LEGACY[kind][0] in names and _legacy_proof(folder, kind):
         extra = sorted(names - _LEGACY[kind][1])
     else:
-        return f"is not a folder that gradstep made for a {kind}"
+        return f"is not a {kind} folder that gradstep made"
     if extra:
-        return f"holds {extra[0]!r}, which gradstep did not write"
+        return f"holds {extra[0]!r}, which is not part of what gradstep wrote there"
     return None
 
 
@@ -318,7 +318,7 @@ def _publish_replace(tmp: str, dst: str, kind: str, option: str) -> None:
     if _renameat2(tmp, dst, _RENAME_EXCHANGE):
         shutil.rmtree(tmp)  # now the old folder, checked above
         return None
-    old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.", suffix=_OLD_TAG, dir=_dir(dst))
+    old = tempfile.mkdtemp(prefix=f".{_stem(dst)}.", suffix=_OLD_TAG, dir=_dir(dst))
     os.rename(dst, os.path.join(old, "old"))
     try:
         os.rename(tmp, dst)
@@ -333,6 +333,12 @@ def _dir(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
+def _stem(path: str) -> str:
+    """The output's name as used in its hidden temp and lock names: cut so that those stay
+    under the usual 255-byte limit for a name however long the output's own name is."""
+    return os.path.basename(path)[:200]
+
+
 # --- locking and leftovers -----------------------------------------------------------------------
 @contextlib.contextmanager
 def _locked(dst: str, option: str):
@@ -342,9 +348,12 @@ def _locked(dst: str, option: str):
     except ImportError:  # Windows: no advisory locks; the no-replace rename still guards
         yield
         return
-    lock = os.path.join(_dir(dst), f".{os.path.basename(dst)}{_LOCK_TAG}")
+    lock = os.path.join(_dir(dst), f".{_stem(dst)}{_LOCK_TAG}")
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~umask())
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~umask())
+        except PermissionError:
+            _refuse(option, dst, f"cannot write in the folder {_dir(dst)!r} (permission denied)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -371,7 +380,7 @@ def _clean_leftovers(dst: str) -> list[str]:
     so no live command owns them): partial folders (marked), temp files, and an old folder whose
     replacement was interrupted (put back if ``dst`` is missing). Only names of exactly the
     shape this module makes for ``dst`` match (``.NAME.<8 random>.gradstep-out``)."""
-    folder, name = _dir(dst), os.path.basename(dst)
+    folder, name = _dir(dst), _stem(dst)
     pattern = re.compile(
         rf"^\.{re.escape(name)}\.[a-z0-9_]{{8}}({re.escape(_TMP_TAG)}|{re.escape(_OLD_TAG)})$"
     )
@@ -425,7 +434,7 @@ def output_folder(path, *, kind: str, inputs=(), overwrite: bool = False, option
     with _locked(dst, option):
         # again, now that leftovers are cleaned: an interrupted replacement may be back
         check_output(path, kind=kind, inputs=inputs, overwrite=overwrite, option=option)
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.", suffix=_TMP_TAG, dir=_dir(dst))
+        tmp = tempfile.mkdtemp(prefix=f".{_stem(dst)}.", suffix=_TMP_TAG, dir=_dir(dst))
         try:
             os.chmod(tmp, 0o777 & ~umask())
             open(os.path.join(tmp, _PARTIAL), "x").close()
@@ -454,9 +463,7 @@ def output_file(path, *, inputs=(), overwrite: bool = False, option: str = "--ou
     dst = check_output(path, kind="file", inputs=inputs, overwrite=overwrite, option=option)
     with _locked(dst, option):
         check_output(path, kind="file", inputs=inputs, overwrite=overwrite, option=option)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(dst)}.", suffix=_TMP_TAG, dir=_dir(dst)
-        )
+        fd, tmp = tempfile.mkstemp(prefix=f".{_stem(dst)}.", suffix=_TMP_TAG, dir=_dir(dst))
         try:
             os.fchmod(fd, 0o666 & ~umask())
             with os.fdopen(fd, "wb") as f:

@@ -63,7 +63,7 @@ def test_task_option_overrides_the_inference(here, capsys):
         "--out",
         "r",
     )
-    assert "task: regression (target 'target': --task regression" in out
+    assert "task: regression (target 'target': as --task says" in out
 
 
 def test_missing_values_in_features_and_target(here, capsys):
@@ -79,7 +79,7 @@ def test_missing_values_in_features_and_target(here, capsys):
         "m.csv", index=False
     )
     out = train(capsys, "--data", "m.csv", "--target", "label", "--epochs", "3", "--out", "r")
-    assert "dropped 3 rows with a missing target" in out
+    assert "dropped 3 rows with missing target values" in out
     # counted on the training rows, where the imputation is learned
     assert re.search(r"x: numbers; [1-6] missing -> median \([-0-9.]+\) \+ missing indicator", out)
     model = TabularModel.load("r")
@@ -103,7 +103,7 @@ def test_missing_values_in_features_and_target(here, capsys):
         "--out",
         "r3",
     )
-    assert "dropped 6 rows with a missing features" in out
+    assert "dropped 6 rows with missing feature values" in out
 
 
 def test_numbers_with_thousands_separators_and_decimal_commas(here, capsys):
@@ -126,7 +126,8 @@ def test_numbers_with_thousands_separators_and_decimal_commas(here, capsys):
     assert df.attrs["sep"] == ";"
     out = train(capsys, "--data", "eu.csv", "--target", "y", "--epochs", "2", "--out", "r")
     assert "weight: numbers\n" in out
-    assert "price: numbers with decimal commas" in out
+    assert "decimal mark ','" in out  # seen in the first lines, used for every column
+    assert df["price"].iloc[0] == float(rows[1].split(";")[1].replace(",", "."))
     assert "kind: categorical, one-hot over 2 levels" in out
     assert "ok: boolean -> 0/1" in out
     assert "when: dates" in out
@@ -367,3 +368,36 @@ def test_task_edge_cases(here, capsys):
     assert main(["train", "--data", "d.csv", "--target", "day", "--out", "r2"]) == 2
     assert "holds dates" in capsys.readouterr().err
     assert "task: classification" in out
+
+
+def test_new_user_trial_cases(here, capsys):
+    # Excel's "sep=;" first line, and line numbers that count it
+    (here / "excel.csv").write_text("sep=;\na;y\n1,5;2\n2,5;3\n3,5;4\n4,5;oops\n")
+    df = read_table("excel.csv")
+    assert list(df.columns) == ["a", "y"] and df["a"].iloc[0] == 1.5 and df.index[0] == 3
+    # a 1e300-scale table trains with finite scores
+    x = np.random.default_rng(0).standard_normal(100)
+    pd.DataFrame({"x": x * 1e300, "y": x * 2e300}).to_csv("big.csv", index=False)
+    train(capsys, "--data", "big.csv", "--target", "y", "--epochs", "3", "--out", "rb")
+    m = json.loads((here / "rb" / "metrics.json").read_text())
+    assert np.isfinite(m["train"]["rmse"]) and np.isfinite(m["train"]["r2"])
+    assert main(["surface", "--data", "big.csv", "--x", "x", "--y", "y"]) == 2
+    assert "too large for an error surface" in capsys.readouterr().err
+    # two rows, all different: a regression; an all-missing and a constant column are skipped
+    pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0], "none": [np.nan] * 4, "k": [7] * 4, "y": [1, 0, 3, 2]}
+    ).to_csv("tiny.csv", index=False)
+    out = train(capsys, "--data", "tiny.csv", "--target", "y", "--epochs", "2", "--out", "rt")
+    assert "task: regression" in out
+    assert "skipped  none: every cell is missing" in out and "skipped  k: the same value" in out
+    # an output name of 240 characters is legal: its hidden temp name must be too
+    name = "c" * 236 + ".csv"
+    assert main(["datasets", "--export", "iris", name]) == 0
+    assert (here / name).stat().st_size > 1000
+    # export refuses an extension that is not its format's
+    assert main(["export", "--model", "rt", "--format", "torch", "--out", "x.onnx"]) == 2
+    assert (
+        main(["export", "--model", "rt", "--format", "onnx", "--out", "tiny.csv", "--overwrite"])
+        == 2
+    )
+    assert (here / "tiny.csv").read_text().startswith("x,none,k,y")

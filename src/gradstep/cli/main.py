@@ -68,19 +68,21 @@ def _hidden(value):
 
 @cli.command()
 @click.option("--data", "data_path", required=True, help="Training CSV (with a header row).")
-@click.option("--target", help="The column to predict.")
+@click.option("--target", help="The column to predict (required, here or in --config).")
 @click.option("--task", type=click.Choice(["auto", "regression", "classification"]))
 @click.option("--features", help="Comma-separated feature columns (default: all but target).")
 @click.option("--hidden", help="Neurons per hidden layer, e.g. 64,32.")
 @click.option("--activation", type=click.Choice(["relu", "sigmoid", "tanh", "leaky_relu"]))
 @click.option("--loss", type=click.Choice(["auto", "mse", "mae", "huber", "ce"]))
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]))
-@click.option("--lr", type=float)
-@click.option("--batch-size", type=int)
-@click.option("--epochs", type=int)
-@click.option("--val-fraction", type=float)
-@click.option("--patience", type=int)
-@click.option("--seed", type=int)
+@click.option("--lr", type=float, help="Learning rate [default: 0.001].")
+@click.option("--batch-size", type=int, help="[default: 32, larger for big tables]")
+@click.option("--epochs", type=int, help="At most this many [default: 200].")
+@click.option("--val-fraction", type=float, help="Rows held out for early stopping [default: 0.2].")
+@click.option(
+    "--patience", type=int, help="Epochs without improvement [default: 20, fewer for big tables]."
+)
+@click.option("--seed", type=int, help="[default: 0]")
 @click.option(
     "--missing",
     type=click.Choice(["impute", "drop", "error"]),
@@ -91,7 +93,7 @@ def _hidden(value):
 @click.option("--sep", help="The CSV's delimiter (default: sniffed: comma, semicolon, tab, bar).")
 @click.option("--decimal", help="Decimal mark of every number column ('.' or ',').")
 @click.option("--thousands", help="Thousands separator of every number column.")
-@click.option("--threads", type=int, help="BLAS threads (default: 1 for small models).")
+@click.option("--threads", type=int, help="BLAS threads [default: 0 = 1 for small models].")
 @click.option("--config", "config_path", help="A TOML file with any of these options.")
 @click.option("--out", "out_dir", required=True, help="The run folder to write.")
 @overwrite_option
@@ -225,8 +227,9 @@ def evaluate(run_dir, data_path, out_dir, overwrite) -> None:
     show_default=True,
     help="The figure; its format follows the extension (.png, .pdf or .svg).",
 )
+@click.option("--sep", help="The CSV's delimiter (default: sniffed).")
 @overwrite_option
-def surface(data_path, x_col, y_col, loss, out_path, overwrite) -> None:
+def surface(data_path, x_col, y_col, loss, out_path, sep, overwrite) -> None:
     """The error surface of y = b + w x over (w, b), with gradient descent paths."""
     from gradstep.data.tabular import check_columns, numeric_column, read_table
     from gradstep.lab.surface import plot_error_surface
@@ -238,9 +241,20 @@ def surface(data_path, x_col, y_col, loss, out_path, overwrite) -> None:
             f"--out {out_path!r}: the extension must be .png, .pdf or .svg (the figure's format)"
         )
     check_output(out_path, kind="file", inputs=[data_path], overwrite=overwrite)
-    df = read_table(data_path)
+    df = read_table(data_path, sep=sep)
     check_columns(df, [x_col, y_col], data_path)
+    complete = df[[x_col, y_col]].notna().all(axis=1).to_numpy()
+    if not complete.all():
+        click.echo(f"left out {int((~complete).sum())} rows with a missing {x_col} or {y_col}")
+        df = df[complete]
+    if len(df) < 2:
+        raise InputError(f"{data_path}: fewer than 2 rows with both {x_col} and {y_col}")
     x, y = numeric_column(df, x_col, data_path), numeric_column(df, y_col, data_path)
+    if max(np.abs(x).max(), np.abs(y).max()) > 1e100:
+        raise InputError(
+            f"{data_path}: values up to {max(np.abs(x).max(), np.abs(y).max()):.3g} are too "
+            "large for an error surface (their squares overflow); rescale the columns"
+        )
     if np.std(x) == 0:
         raise InputError(f"{data_path}, column '{x_col}': constant; the surface is degenerate")
     xs = (x - x.mean()) / x.std()
@@ -276,6 +290,9 @@ def export(run_dir, fmt, out_path, date_parts, overwrite) -> None:
 
     inputs = [run_dir]
     outputs = [out_path]
+    want = (".onnx",) if fmt == "onnx" else (".pt", ".pth")
+    if not out_path.lower().endswith(want):
+        raise InputError(f"--out {out_path!r}: a {fmt} export is written as FILE{want[0]}")
     if fmt == "torch":
         outputs.append(os.path.splitext(out_path)[0] + ".py")
         if os.path.abspath(outputs[1]) == os.path.abspath(out_path):

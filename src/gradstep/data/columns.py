@@ -57,13 +57,15 @@ def to_numbers(col, number_format: str = "plain") -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
 
 
-def _number_format(col, sep: str) -> tuple[str, float]:
+def _number_format(col, sep: str, decimal: str = ".") -> tuple[str, float]:
     """The way of writing numbers that reads the most cells, and the share it reads."""
     present = col.notna().to_numpy()
     n = max(int(present.sum()), 1)
     # a tie ("1,234" reads both ways) goes to the delimiter's custom: a comma file cannot hold an
     # unquoted decimal comma; a semicolon or tab file is the spreadsheet export that writes them
     formats = ["plain", "thousands"] if sep == "," else ["plain", "decimal_comma", "thousands"]
+    if decimal == ",":  # the file writes decimal commas: "34.432" is thirty-four thousand
+        formats = ["decimal_comma", "plain", "thousands"]
     best, best_share = "plain", -1.0
     for fmt in formats:
         share = float(np.isfinite(to_numbers(col, fmt))[present].sum()) / n
@@ -72,10 +74,14 @@ def _number_format(col, sep: str) -> tuple[str, float]:
     return best, best_share
 
 
-def infer(col, name: str, sep: str = ",") -> Column:
+def infer(col, name: str, sep: str = ",", decimal: str = ".") -> Column:
     """The kind of column ``name``: decided from its non-missing cells."""
     import pandas as pd
 
+    if not col.notna().any():
+        return Column(name, "skip", "every cell is missing")
+    if col.nunique(dropna=True) == 1 and col.notna().all():
+        return Column(name, "skip", "the same value in every row")
     if col.dtype.kind == "b":
         return Column(name, "boolean", "true/false values")
     if col.dtype.kind in "iuf":
@@ -83,7 +89,7 @@ def infer(col, name: str, sep: str = ",") -> Column:
     values, _ = _strings(col)
     if len(values) == 0:
         return Column(name, "skip", "every cell is missing")
-    fmt, share = _number_format(col, sep)
+    fmt, share = _number_format(col, sep, decimal)
     # numbers with a few stray words (at most one cell in ten, or a single one) are numbers
     # with typos, reported cell by cell; "1, 2, A, B" codes are categories
     strays = round((1 - share) * len(values))

@@ -36,14 +36,15 @@ class TableEncoder:
     missing : {"impute", "drop", "error"}
         What a missing feature cell does: imputed (default), its row dropped in training (and an
         error at prediction time), or an error naming its line and column.
-    sep : str
-        The file's delimiter (a comma-separated file has no unquoted decimal commas).
+    sep, decimal : str
+        The file's delimiter (a comma-separated file has no unquoted decimal commas) and decimal
+        mark (where it is ",", "34.432" in a text column is 34432).
     """
 
-    def __init__(self, missing: str = "impute", sep: str = ","):
+    def __init__(self, missing: str = "impute", sep: str = ",", decimal: str = "."):
         if missing not in POLICIES:
             raise InputError(f"--missing must be one of {', '.join(POLICIES)}, got {missing!r}")
-        self.missing, self.sep = missing, sep
+        self.missing, self.sep, self.decimal = missing, sep, decimal
 
     # --- reading raw columns ----------------------------------------------------------------------
     def _numeric_block(self, df, path):
@@ -103,7 +104,7 @@ class TableEncoder:
         schema = df if schema is None else schema
         self.columns_, self.skipped_ = [], []
         for name in features:
-            spec = cols.infer(schema[name], name, self.sep)
+            spec = cols.infer(schema[name], name, self.sep, self.decimal)
             (self.skipped_ if spec.kind == "skip" else self.columns_).append(spec)
         if not self.columns_:
             raise InputError(f"{path}: no usable feature column ({self._skipped_text()})")
@@ -233,6 +234,7 @@ class TableEncoder:
         return {
             "missing": self.missing,
             "sep": self.sep,
+            "decimal": self.decimal,
             "columns": [
                 {"name": c.name, "kind": c.kind, "why": c.why, "number_format": c.number_format}
                 for c in self.columns_
@@ -250,7 +252,7 @@ class TableEncoder:
 
     @classmethod
     def from_state_dict(cls, state: dict) -> TableEncoder:
-        enc = cls(state["missing"], state["sep"])
+        enc = cls(state["missing"], state["sep"], state.get("decimal", "."))
         enc.columns_ = [cols.Column(**c) for c in state["columns"]]
         enc.skipped_ = [cols.Column(c["name"], "skip", c["why"]) for c in state["skipped"]]
         enc.missing_counts_ = dict(state["missing_counts"])

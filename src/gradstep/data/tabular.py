@@ -89,7 +89,7 @@ def read_text(path) -> str:
     return _decode(raw, os.fspath(path))
 
 
-def _records(text: str, sep: str, path: str, limit: int | None = None):
+def _records(text: str, sep: str, path: str, limit: int | None = None, skipped: int = 0):
     """(line the record starts on, fields) for each non-blank record, by the csv module."""
     csv.field_size_limit(sys.maxsize)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
@@ -105,7 +105,7 @@ def _records(text: str, sep: str, path: str, limit: int | None = None):
             line = reader.line_num + 1
     except csv.Error as e:
         why = "a quoted cell is never closed" if "end of data" in str(e) else str(e)
-        raise InputError(f"{path} line {line}: {why}") from None
+        raise InputError(f"{path} line {line + skipped}: {why}") from None
 
 
 def _sniff(text: str, path: str) -> str:
@@ -144,7 +144,7 @@ def _sep_counts(buf: np.ndarray, starts, ends, sep: int, chunk: int = 1 << 24) -
     return counts
 
 
-def _fast_lines(raw: bytes, sep: str, n_fields: int, path: str) -> np.ndarray:
+def _fast_lines(raw: bytes, sep: str, n_fields: int, path: str, skipped: int = 0) -> np.ndarray:
     """Line numbers of the data records of a file without quotes, checking that every record
     has ``n_fields`` fields: vectorised, in blocks of lines."""
     buf = np.frombuffer(raw, np.uint8)
@@ -162,21 +162,27 @@ def _fast_lines(raw: bytes, sep: str, n_fields: int, path: str) -> np.ndarray:
     bad = np.flatnonzero(counts[lines - 1] != n_fields - 1)
     if len(bad):
         k = lines[bad[0]]
-        raise InputError(f"{path} line {k}: {counts[k - 1] + 1} fields, the header has {n_fields}")
-    return lines[1:]
+        raise InputError(
+            f"{path} line {k + skipped}: {counts[k - 1] + 1} fields, the header has {n_fields}"
+        )
+    return lines[1:] + skipped
 
 
-def _slow_lines(text: str, sep: str, n_fields: int, path: str) -> np.ndarray:
+def _slow_lines(text: str, sep: str, n_fields: int, path: str, skipped: int = 0) -> np.ndarray:
     lines = []
-    for i, (line, row) in enumerate(_records(text, sep, path)):
+    for i, (line, row) in enumerate(_records(text, sep, path, skipped=skipped)):
         if len(row) != n_fields:
-            raise InputError(f"{path} line {line}: {len(row)} fields, the header has {n_fields}")
+            raise InputError(
+                f"{path} line {line + skipped}: {len(row)} fields, the header has {n_fields}"
+            )
         if i:
             lines.append(line)
     return np.asarray(lines, dtype=np.int64)
 
 
-def read_table(path, sep: str | None = None, decimal: str = ".", thousands: str | None = None):
+def read_table(
+    path, sep: str | None = None, decimal: str | None = None, thousands: str | None = None
+):
     """The CSV as a pandas DataFrame, after structural checks.
 
     Parameters
@@ -186,8 +192,10 @@ def read_table(path, sep: str | None = None, decimal: str = ".", thousands: str 
     sep : str, optional
         The delimiter; sniffed from the first lines when None (comma, semicolon, tab or bar).
     decimal, thousands : str, optional
-        Passed to pandas for every column (``decimal=","`` for a European export). Without
-        them, text columns of numbers written with thousands separators or decimal commas are
+        Passed to pandas for every column (``decimal=","`` for a European export). ``decimal``
+        None: "," when the delimiter is not a comma and the first lines hold unquoted decimal
+        commas (a spreadsheet export), else ".". Either way, text columns of numbers written
+        with thousands separators or decimal commas are
         still recognised by :mod:`gradstep.data.columns`.
 
     Returns
@@ -202,25 +210,34 @@ def read_table(path, sep: str | None = None, decimal: str = ".", thousands: str 
     with _open_regular(path) as f:
         raw = f.read()
     _check_bytes(raw, path)
-    head = raw[: _SAMPLE * 16].decode("utf-8-sig", errors="replace")
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # the BOM
+    skipped = 0
+    excel = re.match(rb"sep=(.)[ \t]*\r?\n", raw)  # Excel's "sep=;" first line
+    if excel:
+        sep = sep or excel.group(1).decode("utf-8", "replace")
+        raw, skipped = raw[excel.end() :], 1
+    head = raw[: _SAMPLE * 16].decode("utf-8", errors="replace")
     if sep is None:
         sep = _sniff(head, path)
+    if decimal is None:
+        comma = rf"(^|{re.escape(sep)})[ \t]*-?\d+,\d+[ \t]*({re.escape(sep)}|\r?$)"
+        decimal = "," if sep != "," and re.search(comma, head, re.MULTILINE) else "."
     first = next(_records(head, sep, path, limit=1), None)
     if first is None:
         raise InputError(f"{path}: the file is empty")
     header = [h.strip() for h in first[1]]
     for i, h in enumerate(header):
         if h == "":
-            raise InputError(f"{path} line {first[0]}: column {i + 1} has an empty name")
+            raise InputError(f"{path} line {first[0] + skipped}: column {i + 1} has an empty name")
         if h in header[:i]:
-            raise InputError(f"{path} line {first[0]}: duplicated column name '{h}'")
+            raise InputError(f"{path} line {first[0] + skipped}: duplicated column name '{h}'")
     if b'"' in raw:
-        lines = _slow_lines(raw.decode("utf-8-sig"), sep, len(header), path)
+        lines = _slow_lines(raw.decode("utf-8"), sep, len(header), path, skipped)
     else:
-        lines = _fast_lines(raw, sep, len(header), path)
+        lines = _fast_lines(raw, sep, len(header), path, skipped)
     if len(lines) == 0:
         raise InputError(f"{path}: has a header but no data rows")
-    body = memoryview(raw)[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # the BOM
+    body = raw
     try:
         with warnings.catch_warnings():  # DtypeWarning: mixed chunks are typed below
             warnings.simplefilter("ignore")
@@ -246,7 +263,7 @@ def read_table(path, sep: str | None = None, decimal: str = ".", thousands: str 
             s = df[c].astype(object).where(df[c].notna(), None)
             s = s.map(lambda v: v.strip() if isinstance(v, str) else v)
             df[c] = s.where(~s.isin(MISSING) & s.notna(), None).astype(object)
-    df.attrs["source"], df.attrs["sep"] = path, sep
+    df.attrs.update(source=path, sep=sep, decimal=decimal)
     return df
 
 

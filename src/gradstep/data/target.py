@@ -41,8 +41,8 @@ def _label(v):
     return str(v)
 
 
-def _numbers(col, name, path, sep):
-    spec = cols.infer(col, name, sep)
+def _numbers(col, name, path, sep, decimal="."):
+    spec = cols.infer(col, name, sep, decimal)
     if spec.kind != "numeric":
         return None, spec
     v = cols.to_numbers(col, spec.number_format)
@@ -50,21 +50,23 @@ def _numbers(col, name, path, sep):
     return v, spec
 
 
-def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Target:
+def infer_target(
+    col, name: str, path, task: str = "auto", sep: str = ",", decimal: str = "."
+) -> Target:
     """Decide the task for target column ``name`` and encode its values."""
     from sklearn.utils.multiclass import type_of_target
 
     present = col.notna().to_numpy()
     if not present.any():
         raise InputError(f"{path}, column '{name}': every target cell is missing")
-    spec = cols.infer(col, name, sep)
+    spec = cols.infer(col, name, sep, decimal)
     if spec.kind == "date" and task == "auto":
         raise InputError(
             f"{path}, column '{name}': holds dates; a date is not a target gradstep can learn "
             "(pick another --target, or --task classification to take them as labels)"
         )
     try:
-        numbers, spec = _numbers(col, name, path, sep)
+        numbers, spec = _numbers(col, name, path, sep, decimal)
     except InputError:
         if task != "classification":
             raise
@@ -75,11 +77,11 @@ def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Ta
                 f"{path}, column '{name}': --task regression needs numbers; the column holds "
                 f"{spec.why}"
             )
-        return Target("regression", "--task regression", present, numbers, None, spec.number_format)
+        return Target("regression", "as --task says", present, numbers, None, spec.number_format)
     if numbers is not None:
         kind = type_of_target(numbers[present])
         distinct = np.unique(numbers[present])
-        few = len(distinct) <= min(MAX_CLASSES, max(2, int(present.sum()) // 2))
+        few = len(distinct) <= MAX_CLASSES and 2 * len(distinct) <= int(present.sum())
         if task == "auto" and (kind == "continuous" or not few):
             why = (
                 f"{len(distinct)} distinct integers in {int(present.sum())} rows (scikit-learn's "
@@ -92,7 +94,7 @@ def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Ta
         classes = [_label(v) for v in distinct]
         index = np.searchsorted(distinct, np.where(present, numbers, distinct[0]))
         why = (
-            "--task classification"
+            "as --task says"
             if task == "classification"
             else f"{len(distinct)} distinct integer values (type_of_target: '{kind}')"
         )
@@ -108,7 +110,7 @@ def infer_target(col, name: str, path, task: str = "auto", sep: str = ",") -> Ta
     index = np.zeros(len(col), np.int64)
     index[present] = [lookup[v] for v in labels]
     kind = "true/false values" if spec.kind == "boolean" else "text labels"
-    why = "--task classification" if task == "classification" else f"{len(distinct)} {kind}"
+    why = "as --task says" if task == "classification" else f"{len(distinct)} {kind}"
     return Target("classification", why, present, index, [_label(v) for v in distinct])
 
 

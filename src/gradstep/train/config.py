@@ -33,7 +33,7 @@ class TrainConfig:
     missing: str = "impute"  # impute | drop | error
     class_weight: str = "none"  # none | balanced
     sep: str = ""  # the CSV's delimiter; empty: sniffed
-    decimal: str = "."
+    decimal: str = ""  # empty: "," for a non-comma file whose first lines show decimal commas
     thousands: str = ""
     threads: int = 0  # BLAS threads; 0: chosen from the model's size
 
@@ -72,7 +72,7 @@ class TrainConfig:
             ("missing", self.missing in MISSING, f"must be one of {', '.join(MISSING)}"),
             ("class_weight", self.class_weight in ("none", "balanced"), "must be none or balanced"),
             ("sep", isinstance(self.sep, str) and len(self.sep) <= 1, "must be one character"),
-            ("decimal", self.decimal in (".", ","), "must be '.' or ','"),
+            ("decimal", self.decimal in ("", ".", ","), "must be '.' or ','"),
             (
                 "thousands",
                 self.thousands in ("", ",", ".", " ", "'", "_"),
@@ -128,7 +128,7 @@ class TrainConfig:
         ):
             if key not in auto and getattr(self, key) > limit:
                 bad(key, f"must be at most {limit}, got {getattr(self, key)!r}")
-        if self.decimal == self.thousands or (
+        if (self.decimal and self.decimal == self.thousands) or (
             self.sep and self.sep in (self.decimal, self.thousands)
         ):
             bad("decimal", "the delimiter, decimal mark and thousands separator must differ")

@@ -6,17 +6,23 @@ import numpy as np
 
 
 def regression_scores(pred: np.ndarray, truth: np.ndarray) -> dict:
-    """MAE, RMSE and R² (R² is NaN-free: a constant truth gives 0 where scikit-learn warns)."""
+    """MAE, RMSE and R² (0 for a constant truth, where scikit-learn warns).
+
+    Computed on values divided by their largest magnitude and scaled back, so targets near
+    1e300 (whose squares overflow) still give finite scores.
+    """
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     n = len(truth)
-    out = {
-        "mae": float(mean_absolute_error(truth, pred)),
-        "rmse": float(np.sqrt(mean_squared_error(truth, pred))),
-        "r2": float(r2_score(truth, pred)) if n > 1 and np.ptp(truth) > 0 else 0.0,
+    scale = float(max(np.max(np.abs(truth), initial=0.0), np.max(np.abs(pred), initial=0.0)))
+    scale = scale if 0 < scale < np.inf else 1.0
+    t, p = truth / scale, pred / scale
+    return {
+        "mae": float(mean_absolute_error(t, p)) * scale,
+        "rmse": float(np.sqrt(mean_squared_error(t, p))) * scale,
+        "r2": float(r2_score(t, p)) if n > 1 and np.ptp(t) > 0 else 0.0,
         "n": n,
     }
-    return out
 
 
 def classification_scores(pred: np.ndarray, truth: np.ndarray, classes: list) -> dict:

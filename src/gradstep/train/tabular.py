@@ -71,7 +71,7 @@ def choose_threads(cfg: TrainConfig, n_in: int, n_out: int, batch: int) -> int |
 def read_run_table(path, cfg: TrainConfig):
     """The table at ``path``, read with the run's delimiter and number format."""
     return read_table(
-        path, sep=cfg.sep or None, decimal=cfg.decimal, thousands=cfg.thousands or None
+        path, sep=cfg.sep or None, decimal=cfg.decimal or None, thousands=cfg.thousands or None
     )
 
 
@@ -91,6 +91,8 @@ class TabularModel:
     @classmethod
     def load(cls, run_dir) -> TabularModel:
         path = os.path.join(os.fspath(run_dir), "model.ckpt")
+        if not os.path.exists(run_dir):
+            raise InputError(f"--model {run_dir}: does not exist")
         if not os.path.exists(path):
             raise InputError(f"{run_dir}: no model.ckpt here; is it a folder from gradstep train?")
         if not os.path.isfile(path):
@@ -227,8 +229,10 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
             f" in {time.perf_counter() - started:.1f} s"
         )
     features = _select_features(df, cfg, data_path)
-    sep = df.attrs.get("sep", cfg.sep or ",")
-    target = infer_target(df[cfg.target], cfg.target, data_path, cfg.task, sep)
+    sep, decimal = df.attrs.get("sep", cfg.sep or ","), df.attrs.get("decimal", ".")
+    if decimal == "," and not cfg.decimal:
+        log("decimal mark ',' (the file's first lines write numbers so; --decimal . to refuse)")
+    target = infer_target(df[cfg.target], cfg.target, data_path, cfg.task, sep, decimal)
     log(f"task: {target.task} (target '{cfg.target}': {target.why}; --task overrides)")
     keep = target.present
     dropped = {"missing_target": int((~keep).sum())}
@@ -238,15 +242,15 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
             f"{data_path} line {df.index[i]}, column '{cfg.target}': missing target and "
             "--missing error"
         )
-    encoder = TableEncoder(cfg.missing, sep)
+    encoder = TableEncoder(cfg.missing, sep, decimal)
     if cfg.missing == "drop":
         encoder.fit(df[keep], features, data_path)
         incomplete = encoder.missing_rows(df)
-        dropped["missing_features"] = int((incomplete & keep).sum())
+        dropped["missing_feature"] = int((incomplete & keep).sum())
         keep = keep & ~incomplete
     for what, n in dropped.items():
         if n:
-            log(f"dropped {n} rows with a {what.replace('_', ' ')}")
+            log(f"dropped {n} rows with {what.replace('_', ' ')} values")
     df, y = df[keep], target.values[keep]
     n = len(df)
     if n == 0:
@@ -292,8 +296,13 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
         min_delta=auto["min_delta"],
         restore_best_weights=True,
     )
-    if cfg.batch_size == "auto" or cfg.patience == "auto":
-        log(f"batch size {auto['batch_size']}, patience {auto['patience']} epochs (auto)")
+    chosen = [
+        f"{k.replace('_', ' ')} {auto[k]}"
+        for k in ("batch_size", "patience")
+        if getattr(cfg, k) == "auto"
+    ]
+    if chosen:
+        log(f"{', '.join(chosen)} (chosen for {len(tr):,} training rows)")
     loss_fn, compiled = LOSSES[loss](), True
     if target.task == "classification" and cfg.class_weight == "balanced":
         counts = np.bincount(y[tr], minlength=n_out).astype(np.float64)
@@ -320,7 +329,11 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
         )
     if history.stop_reason and history.stop_reason.startswith("training stopped"):
         raise InputError(history.stop_reason)
-    cfg = dataclasses.replace(cfg, task=target.task, loss=loss, features=encoder.used)
+    # the decimal mark as read, so a prediction file is read the same way even where its
+    # first lines happen to hold no decimal comma
+    cfg = dataclasses.replace(
+        cfg, task=target.task, loss=loss, features=encoder.used, decimal=decimal
+    )
     result = TabularModel(
         model,
         cfg,
