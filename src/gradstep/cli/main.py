@@ -160,10 +160,13 @@ def predict(run_dir, data_path, out_path, proba, overwrite) -> None:
         check_output(out_path, kind="file", inputs=inputs, overwrite=overwrite)
     model = TabularModel.load(run_dir)
     df = read_run_table(data_path, model.config)
-    pred = model.predict(df, data_path)
+    if proba:  # one pass of the network for both
+        p = model.predict_proba(df, data_path)
+        pred = np.asarray(model.classes, dtype=object)[p.argmax(axis=1)]
+    else:
+        pred = model.predict(df, data_path)
     out = pd.DataFrame({f"{model.config.target}_predicted": pred})
     if proba:
-        p = model.predict_proba(df, data_path)
         for j, c in enumerate(model.classes):
             out[f"proba_{c}"] = p[:, j]
     text = out.to_csv(index=False, float_format="%.17g").encode()

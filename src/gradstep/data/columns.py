@@ -10,7 +10,7 @@ file cannot hold an unquoted decimal comma, so there a comma is a thousands sepa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +32,6 @@ class Column:
     kind: str  # numeric | boolean | date | categorical | skip
     why: str = ""
     number_format: str = "plain"  # plain | thousands | decimal_comma
-    extra: dict = field(default_factory=dict)
 
 
 def _strings(col):

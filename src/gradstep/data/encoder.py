@@ -122,7 +122,7 @@ class TableEncoder:
             ind = imp.indicator_.features_ if imp.indicator_ is not None else []
             self.num_indicator_ = [int(i) for i in ind]
             filled = np.where(np.isnan(num), self.num_fill_, num)
-            self.mean_, self.scale_ = _safe_moments(filled)
+            self.mean_, self.scale_ = safe_moments(filled)
         else:
             self.mean_, self.scale_ = np.zeros(0), np.ones(0)
         self.cat_fill_, self.cat_indicator_, self.categories_ = [], [], []
@@ -294,7 +294,7 @@ def _most_frequent(labels) -> str:
     return str(min(counts.index[counts == counts.max()]))
 
 
-def _safe_moments(X: np.ndarray):
+def safe_moments(X: np.ndarray):
     """Column means and standard deviations that stay finite for any finite input: values are
     divided by the column's largest magnitude before squaring. A constant column gets scale 1."""
     big = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])

@@ -6,11 +6,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from gradstep.data.encoder import POLICIES
 from gradstep.errors import InputError
 
 LOSSES = ("mse", "mae", "huber", "ce")
 OPTIMIZERS = ("sgd", "adam")
-MISSING = ("impute", "drop", "error")
+MISSING = POLICIES  # what a missing cell does: one list, the encoder's
 
 
 @dataclass

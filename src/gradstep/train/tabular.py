@@ -20,7 +20,7 @@ import gradstep as gs
 from gradstep import nn, optim
 from gradstep.autograd import no_grad
 from gradstep.data import DataLoader, TensorDataset
-from gradstep.data.encoder import TableEncoder
+from gradstep.data.encoder import TableEncoder, safe_moments
 from gradstep.data.tabular import check_columns, read_table
 from gradstep.data.target import infer_target, match_labels
 from gradstep.errors import InputError
@@ -78,11 +78,21 @@ def read_run_table(path, cfg: TrainConfig):
 class TabularModel:
     """A trained model with everything needed to predict from raw CSV columns."""
 
-    def __init__(self, model, config, encoder, task, classes=None, y_mean=0.0, y_std=1.0, **info):
+    def __init__(
+        self,
+        model,
+        config,
+        encoder,
+        task,
+        classes=None,
+        y_mean=0.0,
+        y_std=1.0,
+        target_format: str = "plain",
+    ):
         self.model, self.config, self.encoder = model, config, encoder
         self.task, self.classes = task, classes
         self.y_mean, self.y_std = y_mean, y_std
-        self.target_format = info.get("target_format", "plain")
+        self.target_format = target_format  # how the target's numbers are written
 
     @property
     def features(self) -> list[str]:
@@ -137,8 +147,9 @@ class TabularModel:
             path,
         )
 
-    def _outputs(self, df, path) -> np.ndarray:
-        X = self.encoder.transform(df, path)
+    def _outputs(self, df, path, X=None) -> np.ndarray:
+        """The network's outputs (float64) for rows of ``df`` (or their encoded matrix ``X``)."""
+        X = self.encoder.transform(df, path) if X is None else X
         with no_grad():
             self.model.eval()
             # in chunks: a million rows at once would hold every layer's activations together
@@ -152,27 +163,29 @@ class TabularModel:
         """Class probabilities of shape (n_rows, n_classes), columns in ``classes`` order."""
         if self.task != "classification":
             raise InputError("--proba needs a classification run; this one is a regression")
-        out = self._outputs(df, path)
-        out = np.exp(out - out.max(axis=1, keepdims=True))
-        return out / out.sum(axis=1, keepdims=True)
+        return _softmax(self._outputs(df, path))
 
     def predict(self, df, path="<data>") -> np.ndarray:
         """The predicted target of every row: class labels, or numbers in the target's units."""
-        out = self._outputs(df, path)
+        return self._decode(self._outputs(df, path))
+
+    def _decode(self, out: np.ndarray) -> np.ndarray:
         if self.task == "classification":
             return np.asarray(self.classes, dtype=object)[out.argmax(axis=1)]
         return out[:, 0] * self.y_std + self.y_mean
 
-    def evaluate(self, df, path="<data>") -> dict:
+    def evaluate(self, df, path="<data>", X=None) -> dict:
         """Scores against the target column of ``df`` (rows whose target is missing are left
         out): MAE, RMSE, R² for a regression; accuracy, macro-F1, per-class precision and
-        recall and the confusion matrix for a classification. Labels compare by value."""
+        recall and the confusion matrix for a classification. Labels compare by value.
+        ``X``: the rows already encoded (training reuses its matrix)."""
         target = self.config.target
         check_columns(df, [target], path)
-        df = df[df[target].notna().to_numpy()]
-        if len(df) == 0:
+        present = df[target].notna().to_numpy()
+        if not present.any():
             raise InputError(f"{path}, column '{target}': every target cell is missing")
-        out = self._outputs(df, path)
+        df = df[present]
+        out = self._outputs(df, path, None if X is None else X[present])
         if self.task == "classification":
             truth = match_labels(df[target], self.classes, self.target_format)
             return scores.classification_scores(out.argmax(axis=1), truth, self.classes)
@@ -180,7 +193,12 @@ class TabularModel:
 
         y = cols.to_numbers(df[target], self.target_format)
         cols.check_known(df[target], y, target, path, "a number")
-        return scores.regression_scores(out[:, 0] * self.y_std + self.y_mean, y)
+        return scores.regression_scores(self._decode(out), y)
+
+
+def _softmax(out: np.ndarray) -> np.ndarray:
+    out = np.exp(out - out.max(axis=1, keepdims=True))
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def train_tabular(
@@ -278,7 +296,8 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
             raise InputError(f"options: loss '{loss}' does not fit classification; use ce")
         y = y.astype(np.int64)
     else:
-        y_mean, y_std = (float(v) for v in _moments(y[tr]))
+        mean, scale = safe_moments(y[tr][:, None])
+        y_mean, y_std = float(mean[0]), float(scale[0])
         y = ((y - y_mean) / y_std)[:, None]
         loss = "mse" if cfg.loss == "auto" else cfg.loss
         if loss == "ce":
@@ -356,10 +375,10 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
         "skipped_columns": {c.name: c.why for c in encoder.skipped_},
         "dropped_rows": dropped,
         "blas_threads": threads or "default",
-        "train": result.evaluate(df.iloc[tr], data_path),
+        "train": result.evaluate(df.iloc[tr], data_path, X[tr]),
     }
     if n_val:
-        final["validation"] = result.evaluate(df.iloc[va], data_path)
+        final["validation"] = result.evaluate(df.iloc[va], data_path, X[va])
     _write_run(tmp, result, final, history, encoder)
     return final
 
@@ -382,14 +401,6 @@ def _progress(verbose, log) -> list:
     if verbose or sys.stderr.isatty():
         return [ProgressBar(enabled=True)]
     return [EpochLog(log)]
-
-
-def _moments(y: np.ndarray):
-    """Mean and standard deviation that stay finite for any finite target (scaled first)."""
-    big = float(np.max(np.abs(y))) or 1.0
-    z = y / big
-    std = float(z.std()) * big
-    return float(z.mean()) * big, (std if std > 0 else 1.0)
 
 
 def _headline(final: dict) -> dict:
