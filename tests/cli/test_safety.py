@@ -319,3 +319,27 @@ def test_a_full_disk_is_one_line(here, capsys, monkeypatch):
     )
     assert not (here / "p.csv").exists()
     assert not [n for n in os.listdir(here) if n.endswith(".gradstep-out")]
+
+
+def test_a_run_that_diverged_but_stayed_finite_is_refused(here, capsys):
+    assert main(["datasets", "--export", "diabetes", "d.csv"]) == 0
+    capsys.readouterr()
+    code, _, err = run(
+        [
+            "train",
+            "--data",
+            "d.csv",
+            "--target",
+            "target",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1",
+            "--out",
+            "r",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 2 and err.startswith("error: training diverged") and "--lr" in err
+    assert not (here / "r").exists()

@@ -189,3 +189,70 @@ def test_a_crash_at_an_epoch_boundary_with_early_stopping_resumes_identically(
     assert resumed.history == ref.history and resumed.stop_reason == ref.stop_reason
     for k, v in ref_weights.items():
         np.testing.assert_array_equal(model.state_dict()[k], v)
+
+
+def test_one_checkpoint_folder_one_run_and_a_dead_runs_lock_is_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    model, opt, train, val = setup()
+    first_cb = ModelCheckpoint(tmp_path)
+
+    class SecondRunMeanwhile(Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 0:
+                m2, o2, t2, v2 = setup(seed=1)
+                with pytest.raises(RuntimeError, match="in use by another training run"):
+                    fit(
+                        m2,
+                        nn.MSELoss(),
+                        o2,
+                        t2,
+                        v2,
+                        1,
+                        callbacks=[ModelCheckpoint(tmp_path)],
+                        verbose=0,
+                    )
+
+    fit(
+        model,
+        nn.MSELoss(),
+        opt,
+        train,
+        val,
+        2,
+        callbacks=[first_cb, SecondRunMeanwhile()],
+        verbose=0,
+    )
+    assert gs.load(tmp_path / "last.ckpt")["epoch"] == 2  # the first run's, complete
+    code = (
+        "import os, sys, fcntl\n"
+        "f = open(os.path.join(sys.argv[1], '.gradstep-lock'), 'a+')\n"
+        "fcntl.flock(f.fileno(), fcntl.LOCK_EX)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code, str(tmp_path)]).returncode == -9
+    model, opt, train, val = setup()
+    fit(
+        model, nn.MSELoss(), opt, train, val, 1, callbacks=[ModelCheckpoint(tmp_path)], verbose=0
+    )  # the killed run's lock does not block
+
+
+def test_diverging_parameters_never_reach_a_checkpoint_file(tmp_path):
+    model, opt, train, val = setup(opt_cls=optim.SGD)
+    for g in opt.param_groups:
+        g["lr"] = 1e38
+    history = fit(
+        model,
+        nn.MSELoss(),
+        opt,
+        train,
+        val,
+        5,
+        callbacks=[ModelCheckpoint(tmp_path, every_n_batches=1)],
+        verbose=0,
+    )
+    assert history.stop_reason and "training stopped" in history.stop_reason
+    if (tmp_path / "last.ckpt").exists():
+        state = gs.load(tmp_path / "last.ckpt")
+        assert all(np.all(np.isfinite(v)) for v in state["model"].values())

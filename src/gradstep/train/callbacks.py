@@ -140,6 +140,33 @@ class EarlyStopping(_Monitor):
         self.best_weights = state.get("best_weights")
 
 
+def _own_folder(folder: str):
+    """An exclusive lock on ``folder``'s ``.gradstep-lock`` for this run (released when the
+    returned file is closed, or by the kernel when the process dies, so a stale lock from a
+    killed run never blocks); the file records the owner's PID for the message."""
+    path = os.path.join(folder, ".gradstep-lock")
+    f = open(path, "a+")  # noqa: SIM115 - held open for the whole run
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        owner = f.read().strip() or "?"
+        f.close()
+        raise RuntimeError(
+            f"checkpoint folder {folder} is in use by another training run (pid {owner}); give "
+            "each run its own folder"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 class ModelCheckpoint(_Monitor):
     """Write ``last.ckpt`` (the whole training state, to resume from) after every epoch, or
     every ``every_n_batches`` batches, and ``best.ckpt`` (the model's state_dict) whenever
@@ -164,7 +191,13 @@ class ModelCheckpoint(_Monitor):
 
     def on_train_begin(self, logs):
         os.makedirs(self.dirpath, exist_ok=True)
-        clean_temp_files(self.dirpath)
+        self._lock = _own_folder(self.dirpath)
+        clean_temp_files(self.dirpath)  # only now: no live run writes here
+
+    def on_train_end(self, logs):
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            lock.close()  # releases the flock
 
     def on_batch_end(self, batch, logs):
         n = self.every_n_batches

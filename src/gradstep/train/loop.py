@@ -4,6 +4,7 @@ validation, callbacks, and a checkpoint that resumes exactly where training stop
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 import numpy as np
@@ -114,8 +115,11 @@ class Trainer:
             self.load_checkpoint(resume_from)
         self._emit("on_train_begin", {})
         try:
-            while self.epoch < epochs and not self.stop_training:
-                self._run_epoch(val_loader)
+            # overflow is detected, not warned about: a non-finite loss stops the run with a
+            # message, and a non-finite parameter never reaches a checkpoint
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                while self.epoch < epochs and not self.stop_training:
+                    self._run_epoch(val_loader)
         finally:
             self._emit("on_train_end", {})
         self.history.stop_reason = self.stop_reason
@@ -141,8 +145,8 @@ class Trainer:
                 self.stop_training = True
                 self.stop_reason = (
                     f"training stopped: the loss is {value} at epoch {epoch + 1}, batch {b + 1}; "
-                    "the parameters and checkpoints are those of the last finite step "
-                    "(try a smaller learning rate)"
+                    "this step's update was not applied, and no checkpoint holds a "
+                    "non-finite parameter (try a smaller learning rate)"
                 )
                 return
             opt.step()
@@ -233,10 +237,23 @@ class Trainer:
         stopped, reason = state.get("stopped", [False, ""])
         self.stop_training, self.stop_reason = bool(stopped), (reason or None)
 
-    def save_checkpoint(self, path) -> None:
+    def save_checkpoint(self, path) -> bool:
+        """Write the training state to ``path``, unless a parameter is no longer finite: then
+        the file keeps the last finite state, training stops, and False is returned."""
         from gradstep.io import save
 
-        save(self.state_dict(), path)
+        state = self.state_dict()
+        bad = [k for k, v in state["model"].items() if not np.all(np.isfinite(v))]
+        if bad:
+            self.stop_training = True
+            self.stop_reason = (
+                f"training stopped: parameter '{bad[0]}' is no longer finite at epoch "
+                f"{self.epoch + 1}; {os.path.basename(path)} keeps the last finite state "
+                "(try a smaller learning rate)"
+            )
+            return False
+        save(state, path)
+        return True
 
     def load_checkpoint(self, path) -> None:
         from gradstep.io import load

@@ -379,6 +379,7 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
     }
     if n_val:
         final["validation"] = result.evaluate(df.iloc[va], data_path, X[va])
+    _refuse_divergence(final, stopper, cfg, len(classes) if classes else 0)
     _write_run(tmp, result, final, history, encoder)
     return final
 
@@ -401,6 +402,24 @@ def _progress(verbose, log) -> list:
     if verbose or sys.stderr.isatty():
         return [ProgressBar(enabled=True)]
     return [EpochLog(log)]
+
+
+def _refuse_divergence(final: dict, stopper, cfg: TrainConfig, n_classes: int) -> None:
+    """A run whose kept model is far worse than a constant guess diverged (a learning rate too
+    large, typically), even if every number stayed finite: say so rather than save it."""
+    scores = final.get("validation", final["train"])
+    where = "validation" if "validation" in final else "training"
+    if n_classes:
+        bad = stopper.best > 5 * np.log(n_classes)
+        what = f"loss {stopper.best:.4g} (a uniform guess scores {np.log(n_classes):.3g})"
+    else:
+        bad = scores["r2"] < -3
+        what = f"R² {scores['r2']:.4g} (predicting the mean scores 0)"
+    if bad:
+        raise InputError(
+            f"training diverged: the best model (epoch {final['weights_from_epoch']}) has "
+            f"{where} {what}; try a smaller --lr (now {cfg.lr}) or --optimizer adam"
+        )
 
 
 def _headline(final: dict) -> dict:
