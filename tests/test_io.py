@@ -184,8 +184,19 @@ def test_hostile_files_are_refused_fast_without_reading_them(tmp_path):
         b'{"__metadata__":{"format":"gradstep","structure":"x","version":"1"},"t":' + deep + b"}"
     )
     (tmp_path / "deep.ckpt").write_bytes(len(deep_head).to_bytes(8, "little") + deep_head)
+    entries = ",".join(
+        f'"t{i}":{{"dtype":"F32","shape":[1],"data_offsets":[{4 * i},{4 * i + 4}]}}'
+        for i in range(10**6)
+    )
+    many = (
+        '{"__metadata__":{"format":"gradstep","sha256":"' + "a" * 64 + '","structure":"{}",'
+        '"version":"1"},' + entries + "}"
+    ).encode()
+    many += b" " * (-len(many) % 8)
+    (tmp_path / "many.ckpt").write_bytes(len(many).to_bytes(8, "little") + many + bytes(4 * 10**6))
+    del entries, many
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for name in ("zero", "fifo", "sparse", "deep"):
+    for name in ("zero", "fifo", "sparse", "deep", "many"):
         t = time.perf_counter()
         with pytest.raises(CheckpointError):
             gs.load(tmp_path / f"{name}.ckpt")

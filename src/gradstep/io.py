@@ -35,10 +35,13 @@ class CheckpointError(ValueError):
 
 
 # --- atomic writes -----------------------------------------------------------------------------
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash at any moment leaves the old file or the new."""
+def atomic_write_bytes(path, data) -> None:
+    """Write ``data`` (bytes, or a sequence of bytes-like parts written one after the other) to
+    ``path`` so that a crash at any moment leaves the old file or the new. An OSError (a full
+    disk) names ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     fd, tmp = tempfile.mkstemp(
         prefix="." + os.path.basename(path)[:200] + ".", suffix=TMP_SUFFIX, dir=folder
     )
@@ -47,13 +50,16 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
         os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide the file from others
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for part in parts:
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:
+            raise OSError(e.errno, e.strerror, path) from None
         raise
     fsync_dir(folder)
 
@@ -135,7 +141,7 @@ def _decode(node, arrays: dict):
 # prefix, so the same object gives the same bytes, and the digest is found by construction,
 # never by searching (a value holding 64 zeros once received it).
 _PREFIX = '{"__metadata__":{"format":"' + FORMAT + '","sha256":"'
-_MAX_DEPTH = 64
+_MAX_TENSORS = 100_000  # a model with more separate arrays than this is not a gradstep model
 
 
 def _header(meta_rest: dict, tensors: dict, digest: str) -> bytes:
@@ -146,8 +152,9 @@ def _header(meta_rest: dict, tensors: dict, digest: str) -> bytes:
     return raw + b" " * (-len(raw) % 8)  # safetensors aligns the data to 8 bytes
 
 
-def dumps(obj) -> bytes:
-    """The checkpoint bytes of ``obj`` (what :func:`save` writes): identical for equal objects."""
+def _parts(obj) -> list:
+    """The checkpoint of ``obj`` as parts to write one after the other: the length, the header,
+    the tensor bytes (a view of the library's buffer: no copy of the arrays is made here)."""
     from safetensors.numpy import save as st_save
 
     arrays: dict = {}
@@ -157,33 +164,24 @@ def dumps(obj) -> bytes:
     tensors = json.loads(blob[8 : 8 + n])
     tensors.pop("__metadata__", None)
     rest = {"structure": json.dumps(skeleton, separators=(",", ":")), "version": VERSION}
-    data = blob[8 + n :]
+    data = memoryview(blob)[8 + n :]
     head = _header(rest, tensors, _ZERO_DIGEST)
     size = len(head).to_bytes(8, "little")
-    digest = hashlib.sha256(size + head + data).hexdigest()
-    return size + _header(rest, tensors, digest) + data
+    h = hashlib.sha256(size)
+    h.update(head)
+    h.update(data)
+    return [size, _header(rest, tensors, h.hexdigest()), data]
+
+
+def dumps(obj) -> bytes:
+    """The checkpoint bytes of ``obj`` (what :func:`save` writes): identical for equal objects."""
+    return b"".join(_parts(obj))
 
 
 def save(obj, path) -> None:
-    """Write ``obj`` (a state_dict or a nested dict of arrays and JSON-able values) atomically."""
-    atomic_write_bytes(path, dumps(obj))
-
-
-def _depth_ok(text: str) -> bool:
-    """Whether JSON ``text`` nests at most _MAX_DEPTH deep (json would recurse past the limit)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest <= _MAX_DEPTH
+    """Write ``obj`` (a state_dict or a nested dict of arrays and JSON-able values) atomically,
+    streaming the parts (a checkpoint's peak memory is about twice its size, not three)."""
+    atomic_write_bytes(path, _parts(obj))
 
 
 def _check_header(head: bytes, size: int, name: str) -> dict:
@@ -192,11 +190,10 @@ def _check_header(head: bytes, size: int, name: str) -> dict:
     def fail(why: str):
         raise CheckpointError(f"{name} is not a valid gradstep checkpoint: {why}")
 
+    if head.count(b'"data_offsets"') > _MAX_TENSORS:
+        fail(f"its header lists more than {_MAX_TENSORS:,} tensors")
     try:
-        text = head.decode()
-        if not _depth_ok(text):
-            fail(f"its header nests deeper than {_MAX_DEPTH} levels")
-        header = json.loads(text)
+        header = json.loads(head)  # a hostile nesting depth is a RecursionError, caught
         meta = header.pop("__metadata__")
         if meta["format"] != FORMAT or not all(isinstance(v, str) for v in meta.values()):
             raise TypeError
@@ -240,11 +237,14 @@ def loads(blob: bytes, name: str = "<bytes>"):
         pos = bytes(blob[: 8 + n]).find(digest.encode(), 8)
     if blob[pos : pos + 64] != digest.encode():
         fail("its digest is missing")
-    zeroed = bytes(blob[:pos]) + _ZERO_DIGEST.encode() + bytes(blob[pos + 64 :])
-    if hashlib.sha256(zeroed).hexdigest() != digest:
+    view = memoryview(blob)
+    h = hashlib.sha256(view[:pos])  # the digest of the file with its digest zeroed, no copy
+    h.update(_ZERO_DIGEST.encode())
+    h.update(view[pos + 64 :])
+    if h.hexdigest() != digest:
         fail("its SHA-256 does not match its contents (damaged or truncated)")
     try:
-        arrays = st_load(bytes(blob))
+        arrays = st_load(blob if isinstance(blob, bytes) else bytes(blob))
         return _decode(json.loads(meta["structure"]), arrays)
     except Exception as e:  # the digest matched, so this is a writer's bug: say so plainly
         fail(f"{type(e).__name__}: {e}")

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 import gradstep as gs
 from gradstep.testing import gradcheck
-from tests.ops.cases import CASES, OpCase, draw_values
+from tests.ops.cases import CASES, OpCase, draw_values, shift_apart
 
 SIDE = dict(min_side=0, max_side=4)
 
@@ -73,7 +73,7 @@ def inputs_for(draw, case: OpCase) -> list[np.ndarray]:
             arrays.append(big[..., ::2])  # a strided view, as a user's slice would be
         else:
             arrays.append(draw_values(rng, shape, domain))
-    return arrays
+    return shift_apart(arrays, case.domain, rng)
 
 
 def _leaves(arrays, dtype=np.float64):
