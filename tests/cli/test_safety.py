@@ -343,3 +343,16 @@ def test_a_run_that_diverged_but_stayed_finite_is_refused(here, capsys):
     )
     assert code == 2 and err.startswith("error: training diverged") and "--lr" in err
     assert not (here / "r").exists()
+
+
+def test_layer_sizes_beyond_the_machine_are_refused_before_allocating(here, capsys):
+    import gradstep as gs
+
+    code, _, err = run([*TRAIN, "--hidden", "1000000000", "--out", "r"], capsys)
+    assert code == 2 and "GiB" in err and "this machine has" in err
+    assert run([*TRAIN, "--out", "r"], capsys)[0] == 0
+    state = gs.load(here / "r" / "model.ckpt")
+    state["config"]["hidden"] = [50000, 50000, 50000]  # a hostile or mistaken run folder
+    gs.save(state, here / "r" / "model.ckpt")
+    code, _, err = run(["predict", "--model", "r", "--data", "train.csv", "--out", "p.csv"], capsys)
+    assert code == 2 and "GiB" in err and not (here / "p.csv").exists()

@@ -68,6 +68,38 @@ def choose_threads(cfg: TrainConfig, n_in: int, n_out: int, batch: int) -> int |
     return 1 if largest < SMALL_GEMM else None
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_memory(widths: list[int], batch: int, training: bool, what: str) -> None:
+    """Refuse, with the estimate, a network that cannot fit in this machine's memory, before a
+    byte of it is allocated (``--hidden 1000000000`` or a hostile run config would otherwise
+    take the machine down). Training holds per float32 parameter its value, gradient, two
+    Adam moments and flat-buffer copies (about 6 x 4 bytes); activations are counted for a
+    batch, forward and backward."""
+    params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    need = params * (24 if training else 4) + batch * sum(widths) * 4 * (3 if training else 1)
+    have = available_memory()
+    if have is not None and need > have:
+        raise InputError(
+            f"{what}: a {' -> '.join(map(str, widths))} network needs about "
+            f"{need / 2**30:.1f} GiB ({params:,} parameters); this machine has "
+            f"{have / 2**30:.1f} GiB available"
+        )
+
+
 def read_run_table(path, cfg: TrainConfig):
     """The table at ``path``, read with the run's delimiter and number format."""
     return read_table(
@@ -117,6 +149,8 @@ class TabularModel:
             else:  # a run folder from before the encoder
                 encoder = TableEncoder.from_legacy(state["features"], state["scaler"])
             n_out = len(state["classes"]) if state["task"] == "classification" else 1
+            widths = [encoder.n_outputs, *cfg.hidden, n_out]
+            check_model_memory(widths, 65536, training=False, what=f"{path}: its config")
             model = nn.mlp(encoder.n_outputs, cfg.hidden, n_out, cfg.activation)
             model.load_state_dict(state["model"])
         except (KeyError, TypeError, ValueError) as e:
@@ -302,11 +336,12 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
         loss = "mse" if cfg.loss == "auto" else cfg.loss
         if loss == "ce":
             raise InputError("options: loss 'ce' needs --task classification")
-    gs.manual_seed(cfg.seed)
     n_out = len(classes) if classes else 1
+    auto = cfg.for_rows(len(tr))
+    check_model_memory([X.shape[1], *cfg.hidden, n_out], auto["batch_size"], True, "--hidden")
+    gs.manual_seed(cfg.seed)
     model = nn.mlp(X.shape[1], cfg.hidden, n_out, cfg.activation)
     opt = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr)
-    auto = cfg.for_rows(len(tr))
     train_loader = DataLoader(TensorDataset(X[tr], y[tr]), auto["batch_size"], shuffle=True)
     val_loader = DataLoader(TensorDataset(X[va], y[va]), 1024) if n_val else None
     stopper = EarlyStopping(
