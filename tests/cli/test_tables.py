@@ -401,3 +401,47 @@ def test_new_user_trial_cases(here, capsys):
         == 2
     )
     assert (here / "tiny.csv").read_text().startswith("x,none,k,y")
+
+
+@pytest.mark.parametrize(("x_scale", "y_scale"), [(1e-320, 1.0), (1.0, 1e-310), (1e200, 1.0)])
+def test_extreme_finite_scales_still_learn(here, capsys, x_scale, y_scale):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(300)
+    pd.DataFrame({"x": x * x_scale, "n": rng.standard_normal(300), "y": 2 * x * y_scale}).to_csv(
+        "e.csv", index=False
+    )
+    train(capsys, "--data", "e.csv", "--target", "y", "--epochs", "80", "--out", "r")
+    m = json.loads((here / "r" / "metrics.json").read_text())
+    assert m["validation"]["r2"] > 0.95  # a 1e200 column was zeroed by standardisation before
+
+
+def test_the_same_training_twice_writes_the_same_model_bytes(here):
+    import subprocess
+    import sys
+
+    write = pd.DataFrame({"a": np.arange(60.0), "y": np.arange(60.0) % 7})
+    write.to_csv("s.csv", index=False)
+    for out in ("one", "two"):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gradstep.cli",
+                "train",
+                "--data",
+                "s.csv",
+                "--target",
+                "y",
+                "--epochs",
+                "3",
+                "--out",
+                out,
+                "--quiet",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    assert (here / "one" / "model.ckpt").read_bytes() == (here / "two" / "model.ckpt").read_bytes()
+    assert (here / "one" / "metrics.json").read_bytes() == (
+        here / "two" / "metrics.json"
+    ).read_bytes()
