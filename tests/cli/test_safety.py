@@ -356,3 +356,13 @@ def test_layer_sizes_beyond_the_machine_are_refused_before_allocating(here, caps
     gs.save(state, here / "r" / "model.ckpt")
     code, _, err = run(["predict", "--model", "r", "--data", "train.csv", "--out", "p.csv"], capsys)
     assert code == 2 and "GiB" in err and not (here / "p.csv").exists()
+
+
+def test_hostile_inputs_are_refused_without_reading_them_whole(here, capsys):
+    with open(here / "sparse.csv", "wb") as f:
+        f.truncate(2 * 2**30)
+    (here / "huge.toml").write_bytes(b"# " + b"x" * (2 << 20))
+    os.symlink("/dev/zero", here / "zero.toml")
+    for extra in (["--data", "sparse.csv"], ["--config", "huge.toml"], ["--config", "zero.toml"]):
+        code, _, err = run([*TRAIN, "--out", "r", *extra], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, (extra, err)

@@ -82,10 +82,12 @@ def _decode(raw: bytes, path: str) -> str:
     return raw.decode("utf-8-sig")
 
 
-def read_text(path) -> str:
-    """The text of a small UTF-8 file (a config), with one-line errors."""
+def read_text(path, limit: int = 1 << 20) -> str:
+    """The text of a small UTF-8 file (a config, at most ``limit`` bytes), with one-line errors."""
     with _open_regular(path) as f:
-        raw = f.read()
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise InputError(f"{path}: larger than {limit // 1024} KiB; not a config file")
     return _decode(raw, os.fspath(path))
 
 
@@ -208,6 +210,9 @@ def read_table(
 
     path = os.fspath(path)
     with _open_regular(path) as f:
+        if b"\x00" in f.read(_SAMPLE):  # a binary or sparse file: refused before reading it all
+            raise InputError(f"{path}: contains NUL bytes; is it a binary file, not a CSV?")
+        f.seek(0)
         raw = f.read()
     _check_bytes(raw, path)
     raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # the BOM
