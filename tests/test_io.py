@@ -202,3 +202,34 @@ def test_hostile_files_are_refused_fast_without_reading_them(tmp_path):
             gs.load(tmp_path / f"{name}.ckpt")
         assert time.perf_counter() - t < 2, name
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+
+def _forge(tensors: dict, data: bytes, structure: str = '{"v": 1}') -> bytes:
+    """A file with a valid digest over whatever header it is given (a hostile writer's)."""
+    import hashlib
+
+    from gradstep.io import _ZERO_DIGEST, _header
+
+    rest = {"structure": structure, "version": "1"}
+    head = _header(rest, tensors, _ZERO_DIGEST)
+    size = len(head).to_bytes(8, "little")
+    digest = hashlib.sha256(size + head + data).hexdigest()
+    return size + _header(rest, tensors, digest) + data
+
+
+@pytest.mark.parametrize(
+    ("tensors", "data", "structure"),
+    [
+        ({"a": {"dtype": "F32", "shape": [10**12], "data_offsets": [0, 8]}}, bytes(8), None),
+        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": ["0", "8"]}}, bytes(8), None),
+        ({"a": {"dtype": "XX", "shape": [2], "data_offsets": [0, 8]}}, bytes(8), None),
+        ({}, b"", '{"a": "missing-array"}'),
+        ({}, b"", '{"d": [[1, {"v": 2}], "not a pair"]}'),
+        ({}, b"", "[" * 10_000),
+    ],
+)
+def test_valid_digests_over_hostile_contents_are_refused(tmp_path, tensors, data, structure):
+    blob = _forge(tensors, data, structure or '{"a": "a", "shape": [2]}')
+    (tmp_path / "h.ckpt").write_bytes(blob)
+    with pytest.raises(CheckpointError):
+        gs.load(tmp_path / "h.ckpt")

@@ -366,3 +366,18 @@ def test_hostile_inputs_are_refused_without_reading_them_whole(here, capsys):
     for extra in (["--data", "sparse.csv"], ["--config", "huge.toml"], ["--config", "zero.toml"]):
         code, _, err = run([*TRAIN, "--out", "r", *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, (extra, err)
+
+
+def test_predict_never_writes_empty_cells(here, capsys):
+    import gradstep as gs
+
+    assert run([*TRAIN, "--out", "r"], capsys)[0] == 0
+    (here / "huge.csv").write_text("a,b,y\n1e308,-1e308,0\n1,2,3\n")
+    code, _, err = run(["predict", "--model", "r", "--data", "huge.csv", "--out", "p.csv"], capsys)
+    assert code == 2 and "huge.csv line 2, column 'a'" in err and not (here / "p.csv").exists()
+    state = gs.load(here / "r" / "model.ckpt")
+    first = next(k for k in state["model"] if k.endswith("weight"))
+    state["model"][first] = np.full_like(state["model"][first], np.nan)
+    gs.save(state, here / "r" / "model.ckpt")
+    code, _, err = run(["predict", "--model", "r", "--data", "train.csv", "--out", "p.csv"], capsys)
+    assert code == 2 and "not finite" in err and not (here / "p.csv").exists()

@@ -26,6 +26,7 @@ from gradstep.data import columns as cols
 from gradstep.errors import InputError
 
 POLICIES = ("impute", "drop", "error")
+FAR = 1e12  # standard deviations from the training mean: beyond, no network output means much
 
 
 class TableEncoder:
@@ -157,13 +158,13 @@ class TableEncoder:
             with np.errstate(over="ignore", invalid="ignore"):  # in place: big tables
                 num -= self.mean_
                 num /= self.scale_
-            bad = ~np.isfinite(num)
+            bad = ~(np.abs(num) <= FAR)  # NaN/inf too
             if bad.any():
                 i, j = map(int, np.argwhere(bad)[0])
                 name = self._numeric_name(j)
                 raise InputError(
                     f"{path} {line_of(df, i)}, column '{name}': value {df[name].iloc[i]} is "
-                    "too far from the training values to standardise"
+                    "too far from the training values (over 1e12 standard deviations)"
                 )
             parts += [num, miss[:, self.num_indicator_].astype(np.float64)]
         blocks = self._category_block(df)

@@ -189,8 +189,14 @@ class TabularModel:
             # in chunks: a million rows at once would hold every layer's activations together
             chunks = [self.model(X[i : i + 65536]).data for i in range(0, len(X), 65536)]
             out = (np.concatenate(chunks) if chunks else self.model(X).data).astype(np.float64)
-        if not np.all(np.isfinite(out)):
-            raise InputError(f"{path}: the model's outputs are not finite (damaged weights?)")
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            from gradstep.data.tabular import line_of
+
+            where = line_of(df, int(np.flatnonzero(bad)[0])) if df is not None else "a row"
+            raise InputError(
+                f"{path} {where}: the model's output is not finite (damaged weights in the run?)"
+            )
         return out
 
     def predict_proba(self, df, path="<data>") -> np.ndarray:
