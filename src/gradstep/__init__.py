@@ -106,7 +106,66 @@ def _function(name: str, fn):
 for _name in ("softplus", "softmax", "log_softmax", "logsumexp", "leaky_relu"):
     setattr(Tensor, _name, _function(_name, getattr(functional, _name)))
 
-__all__ = [
+
+def _namespace(name: str):
+    """``gs.exp(x)`` as ``torch.exp(x)``: the Tensor method of that name, on any input."""
+
+    def fn(x, *args, **kwargs):
+        return getattr(x if isinstance(x, Tensor) else tensor(x), name)(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``x.{name}(...)`` for a Tensor or anything ``gs.tensor`` takes."
+    return fn
+
+
+_NAMESPACE = [
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "sigmoid",
+    "relu",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "matmul",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "amax",
+    "amin",
+    "argmax",
+    "argmin",
+    "clip",
+    "flatten",
+    "reshape",
+    "transpose",
+    "permute",
+    "unsqueeze",
+    "squeeze",
+]
+for _name in _NAMESPACE:
+    globals()[_name] = _namespace(_name)
+clamp = _namespace("clip")
+
+# Submodules a plain `import gradstep as gs` gives on first use (PEP 562), so `gs.nn.Linear`
+# works as `torch.nn.Linear` does while `import gradstep` still loads NumPy alone.
+_LAZY = ("nn", "optim", "data", "train", "estimators", "export", "lab", "testing", "io", "paths")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"gradstep.{name}")
+    raise AttributeError(f"module 'gradstep' has no attribute '{name}'")
+
+
+__all__ = [  # the torch-style namespace functions, then the rest
+    *_NAMESPACE,
+    "clamp",
     "AnomalyError",
     "CompileWarning",
     "CompiledStep",

@@ -11,6 +11,7 @@ import numpy as np
 from gradstep.operands import _constant, _pair, _raw
 from gradstep.ops import activation, elementwise, linalg, loss, reduce, shape
 from gradstep.tensor import Tensor
+from gradstep.tensor_torch import _dim
 
 
 def _t(x) -> Tensor:
@@ -41,19 +42,21 @@ def softplus(x) -> Tensor:
     return activation.Softplus.apply(_t(x))
 
 
-def softmax(x, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``axis``, computed after subtracting the max."""
-    return loss.Softmax.apply(_t(x), axis=axis)
+def softmax(x, dim=None, *, axis=None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim`` (default the last), computed after subtracting the
+    max."""
+    return loss.Softmax.apply(_t(x), axis=_dim(dim, axis, -1))
 
 
-def log_softmax(x, axis: int = -1) -> Tensor:
-    """x - logsumexp(x) along ``axis``; exact for inputs of any offset."""
-    return loss.LogSoftmax.apply(_t(x), axis=axis)
+def log_softmax(x, dim=None, *, axis=None) -> Tensor:
+    """x - logsumexp(x) along ``dim`` (default the last); exact for inputs of any offset."""
+    return loss.LogSoftmax.apply(_t(x), axis=_dim(dim, axis, -1))
 
 
-def logsumexp(x, axis=None, keepdims: bool = False) -> Tensor:
-    """log(sum(exp(x))) over ``axis``, computed after subtracting the max."""
-    return reduce.LogSumExp.apply(_t(x), axis=axis, keepdims=keepdims)
+def logsumexp(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """log(sum(exp(x))) over ``dim`` (all by default), computed after subtracting the max."""
+    keep = bool(keepdim if keepdims is None else keepdims)
+    return reduce.LogSumExp.apply(_t(x), axis=_dim(dim, axis), keepdims=keep)
 
 
 def linear(x, weight, bias=None) -> Tensor:
@@ -104,11 +107,13 @@ def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
     from gradstep.random import default_generator
 
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
     x = _t(x)
     if not training or p == 0:
         return x
+    if p == 1:  # everything dropped, as PyTorch: zeros, and a zero gradient
+        return x * np.zeros((), dtype=x.dtype)
     return activation.Dropout.apply(x, p, generator or default_generator())
 
 
@@ -131,16 +136,16 @@ def _same_dtype(name: str, tensors: list) -> list:
     return tensors
 
 
-def concatenate(tensors, axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
+def concatenate(tensors, dim=None, *, axis=None) -> Tensor:
+    """Join tensors along an existing axis (``dim``, default 0)."""
     tensors = _same_dtype("concatenate", tensors)
-    return shape.Concatenate.apply(*tensors, axis=axis)
+    return shape.Concatenate.apply(*tensors, axis=_dim(dim, axis, 0))
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
-    """Join tensors along a new axis."""
+def stack(tensors, dim=None, *, axis=None) -> Tensor:
+    """Join tensors along a new axis (``dim``, default 0)."""
     tensors = _same_dtype("stack", tensors)
-    return shape.Stack.apply(*tensors, axis=axis)
+    return shape.Stack.apply(*tensors, axis=_dim(dim, axis, 0))
 
 
 cat = concatenate

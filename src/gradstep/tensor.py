@@ -6,7 +6,6 @@ import numpy as np
 
 from gradstep import autograd, backend, operands
 from gradstep.operands import (
-    _argmax,
     _astype,
     _check_float_for_grad,
     _converter,
@@ -17,11 +16,12 @@ from gradstep.operands import (
     _same,
     _to_array,
 )
-from gradstep.ops import activation, elementwise, linalg, reduce
+from gradstep.ops import activation, elementwise, linalg
 from gradstep.ops import shape as shape_ops
+from gradstep.tensor_torch import TorchNames
 
 
-class Tensor:
+class Tensor(TorchNames):
     """An n-dimensional array with reverse-mode automatic differentiation.
 
     Parameters
@@ -89,10 +89,6 @@ class Tensor:
     @property
     def ndim(self) -> int:
         return self.data.ndim
-
-    @property
-    def size(self) -> int:
-        return self.data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -280,32 +276,11 @@ class Tensor:
     def tanh(self):
         return activation.Tanh.apply(self)
 
-    # --- reductions ----------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False):
-        return reduce.Sum.apply(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims: bool = False):
-        return reduce.Mean.apply(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims: bool = False):
-        """The maximum over ``axis`` (values only, as NumPy; ties share the gradient)."""
-        return reduce.Max.apply(self, axis=axis, keepdims=keepdims)
-
-    def min(self, axis=None, keepdims: bool = False):
-        """The minimum over ``axis`` (values only, as NumPy; ties share the gradient)."""
-        return reduce.Min.apply(self, axis=axis, keepdims=keepdims)
-
-    def argmax(self, axis=None):
-        return _derived(_argmax(axis), self)
-
     # --- shape ---------------------------------------------------------------------------------
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return shape_ops.Reshape.apply(self, shape)
-
-    def flatten(self):
-        return shape_ops.Reshape.apply(self, (-1,))
 
     def transpose(self, *axes):
         """Permute axes.

@@ -60,12 +60,14 @@ class Module:
         """What calling the module computes; every layer and model defines it."""
         raise TypeError(f"{type(self).__name__} does not define forward()")
 
-    def __call__(self, x, *args, **kwargs):
+    def __call__(self, *args, **kwargs):
+        """``forward`` with any positional and keyword arguments; a first argument that is an
+        array (not a Tensor) becomes a Tensor of the parameters' dtype."""
         if autograd._tracer is not None:  # a compiled step depends on train()/eval()
             autograd._tracer.record_module(self)
-        if not isinstance(x, Tensor):
-            x = Tensor(x, dtype=self._input_dtype(x))
-        return self.forward(x, *args, **kwargs)
+        if args and not isinstance(args[0], Tensor) and isinstance(args[0], (np.ndarray, list)):
+            args = (Tensor(args[0], dtype=self._input_dtype(args[0])), *args[1:])
+        return self.forward(*args, **kwargs)
 
     def _input_dtype(self, x):
         """Floating arrays take the dtype of this module's parameters (a float64 model gets

@@ -109,6 +109,13 @@ class EarlyStopping(_Monitor):
         self.patience, self.restore_best_weights = patience, restore_best_weights
         self.wait, self.best_epoch, self.best_weights, self.stopped_epoch = 0, None, None, None
 
+    def on_train_begin(self, logs):
+        """A new run starts afresh (Keras does this too): reused on a second model, the first
+        run's best must not stop it. A resumed run keeps the state its checkpoint restored."""
+        if not getattr(self.trainer, "resumed", False):
+            self.best = math.inf if self.mode == "min" else -math.inf
+            self.wait, self.best_epoch, self.best_weights, self.stopped_epoch = 0, None, None, None
+
     def on_epoch_end(self, epoch, logs):
         value = self._value(logs)
         if self._improved(value):

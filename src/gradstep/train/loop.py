@@ -48,6 +48,12 @@ class Trainer:
             optimizer,
             scheduler,
         )
+        unknown = [m for m in metrics if isinstance(m, str) and m not in METRICS]
+        if unknown:
+            raise ValueError(
+                f"unknown metric {unknown[0]!r}; known: {', '.join(METRICS)} (or a function "
+                "(output, target) -> float)"
+            )
         self.metrics = {m: METRICS[m] if isinstance(m, str) else m for m in metrics}
         self.history = next((c for c in callbacks if isinstance(c, History)), None) or History()
         cbs = [c for c in callbacks if c is not self.history] + [self.history]
@@ -107,6 +113,7 @@ class Trainer:
             )
         self._loader, self.epochs = train_loader, epochs
         self.batches_per_epoch = len(train_loader)
+        self.resumed = resume_from is not None and not resume_weights_only
         if resume_from is not None and resume_weights_only:
             from gradstep.io import load
 

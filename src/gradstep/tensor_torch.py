@@ -1,0 +1,253 @@
+"""PyTorch's everyday Tensor vocabulary, beside NumPy's: the methods a course's homework loop
+uses (``dim=``/``keepdim=``, ``out.max(1)`` giving values and indices, ``view``, ``unsqueeze``,
+``size()``, ``long()``, ``add``/``mul``/...). Each is built from the engine's existing ops, so
+its gradient is theirs; :class:`gradstep.tensor.Tensor` inherits these.
+
+Where the two libraries disagree, the spelling decides: ``x.max(1)`` / ``x.max(dim=1)`` is
+PyTorch's (a ``(values, indices)`` pair), ``x.max(axis=1)`` is NumPy's (values); ``x.size`` is
+NumPy's element count and ``x.size()`` PyTorch's shape.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from gradstep.operands import _derived
+from gradstep.ops import reduce
+from gradstep.ops import shape as shape_ops
+
+#: What ``x.max(dim)`` / ``x.min(dim)`` return, as ``torch.return_types.max``.
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+
+class Size(int):
+    """The element count (NumPy's ``x.size``) that is also PyTorch's ``x.size()``: called, it
+    gives the shape, or one dimension's length with ``x.size(d)``."""
+
+    def __new__(cls, shape: tuple):
+        obj = super().__new__(cls, int(np.prod(shape, dtype=np.int64)))
+        obj.shape = tuple(shape)
+        return obj
+
+    def __call__(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+
+def _dim(dim, axis, default=None):
+    """PyTorch's ``dim=`` or NumPy's ``axis=`` (both spellings are taken; not both at once)."""
+    if dim is not None and axis is not None and dim != axis:
+        raise TypeError(f"give dim= or axis=, not both (dim={dim!r}, axis={axis!r})")
+    return dim if dim is not None else (axis if axis is not None else default)
+
+
+def _keep(keepdim, keepdims) -> bool:
+    return bool(keepdim if keepdims is None else keepdims)
+
+
+def _arg(fn, axis, keepdims):
+    """A derived (no-gradient, traceable) index computation: argmax/argmin along ``axis``."""
+
+    def arg(a):
+        return np.asarray(fn(a, axis=axis, keepdims=keepdims))
+
+    return arg
+
+
+def _elementwise(fn):
+    def apply(a):
+        return fn(a)
+
+    return apply
+
+
+def _copy(a):
+    return a.copy()
+
+
+class TorchNames:
+    """Mixed into Tensor (no state of its own)."""
+
+    __slots__ = ()
+
+    # --- reductions with dim= / keepdim= --------------------------------------------------------
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return reduce.Sum.apply(self, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
+
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return reduce.Mean.apply(self, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
+
+    def _extreme(self, op, arg, dim, keepdim, axis, keepdims):
+        keep = _keep(keepdim, keepdims)
+        if dim is None:  # NumPy's axis=, or everything: the values alone
+            return op.apply(self, axis=axis, keepdims=keep)
+        if axis is not None:
+            raise TypeError("give dim= or axis=, not both")
+        values = op.apply(self, axis=dim, keepdims=keep)
+        return ValuesIndices(values, _derived(_arg(arg, dim, keep), self))
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """``x.max()``: the maximum; ``x.max(dim)``: PyTorch's ``(values, indices)`` along
+        ``dim``; ``x.max(axis=d)``: NumPy's values. Tied maxima share the gradient (as
+        ``torch.amax``)."""
+        return self._extreme(reduce.Max, np.argmax, dim, keepdim, axis, keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """As :meth:`max`, for the minimum."""
+        return self._extreme(reduce.Min, np.argmin, dim, keepdim, axis, keepdims)
+
+    def amax(self, dim=None, keepdim=False):
+        return reduce.Max.apply(self, axis=dim, keepdims=keepdim)
+
+    def amin(self, dim=None, keepdim=False):
+        return reduce.Min.apply(self, axis=dim, keepdims=keepdim)
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None):
+        return _derived(_arg(np.argmax, _dim(dim, axis), keepdim), self)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None):
+        return _derived(_arg(np.argmin, _dim(dim, axis), keepdim), self)
+
+    # --- shapes ---------------------------------------------------------------------------------
+    @property
+    def size(self) -> Size:
+        return Size(self.data.shape)
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def view(self, *shape):
+        """PyTorch's reshape of a contiguous tensor (every gradstep tensor can be viewed)."""
+        return self.reshape(*shape)
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    def unsqueeze(self, dim: int):
+        nd = self.ndim + 1
+        if not -nd <= dim < nd:
+            raise IndexError(f"unsqueeze: dim {dim} is out of range for {nd} dimensions")
+        shape = list(self.shape)
+        shape.insert(dim % nd, 1)
+        return shape_ops.Reshape.apply(self, tuple(shape))
+
+    def squeeze(self, dim=None):
+        """Drop length-1 axes (all, or ``dim`` if its length is 1: PyTorch leaves others)."""
+        if dim is None:
+            shape = tuple(s for s in self.shape if s != 1)
+        else:
+            dims = {d % max(self.ndim, 1) for d in (dim if isinstance(dim, tuple) else (dim,))}
+            shape = tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1))
+        return shape_ops.Reshape.apply(self, shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        if self.ndim == 0:
+            return shape_ops.Reshape.apply(self, (1,))
+        a, b = start_dim % self.ndim, end_dim % self.ndim
+        if a > b:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        shape = self.shape[:a] + (-1,) + self.shape[b + 1 :]
+        return shape_ops.Reshape.apply(self, shape)
+
+    def expand(self, *sizes):
+        """Broadcast to ``sizes`` (-1 keeps a dimension); the gradient sums back."""
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: {sizes} has fewer dimensions than {self.shape}")
+        target = tuple(
+            self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes)
+        )
+        return self + np.zeros(target, dtype=self.dtype)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def t(self):
+        if self.ndim > 2:
+            raise ValueError(f"t() takes a tensor of at most 2 dimensions, got {self.shape}")
+        return self.transpose() if self.ndim == 2 else self
+
+    # --- arithmetic as methods ------------------------------------------------------------------
+    def add(self, other, alpha=1):
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, alpha=1):
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def pow(self, exponent):
+        return self**exponent
+
+    def matmul(self, other):
+        return self @ other
+
+    def neg(self):
+        return -self
+
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def isnan(self):
+        return _derived(_elementwise(np.isnan), self)
+
+    def isfinite(self):
+        return _derived(_elementwise(np.isfinite), self)
+
+    # --- dtype and copies -----------------------------------------------------------------------
+    def long(self):
+        return self.astype(np.int64)
+
+    def int(self):
+        return self.astype(np.int32)
+
+    def bool(self):
+        return self.astype(np.bool_)
+
+    def to(self, *args, **kwargs):
+        """``to(dtype)``, ``to("cpu")``, ``to(device, dtype)``, ``to(other)``: the CPU is the one
+        device here (CuPy arrays come through the backend seam, not through ``to``)."""
+        dtype = kwargs.pop("dtype", None)
+        for a in args:
+            if isinstance(a, (TorchNames, np.ndarray)):
+                dtype = a.dtype
+            elif isinstance(a, str) and a not in ("cpu",) and not a.startswith("cpu:"):
+                raise ValueError(f"to({a!r}): gradstep runs on the CPU here ('cpu')")
+            elif not isinstance(a, str):
+                dtype = a
+        return self if dtype is None else self.astype(dtype)
+
+    def type(self, dtype=None):
+        """The dtype's name without an argument; a converted copy with one."""
+        return str(self.dtype) if dtype is None else self.astype(dtype)
+
+    def clone(self):
+        """A copy that stays in the graph (its gradient flows back to this tensor)."""
+        if self.dtype.kind == "f":
+            return self * np.ones((), dtype=self.dtype)
+        return _derived(_copy, self)

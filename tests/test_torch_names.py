@@ -1,0 +1,200 @@
+"""PyTorch's everyday Tensor vocabulary, checked against PyTorch itself (values and gradients)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import gradstep as gs
+import gradstep.functional as F
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((3, 4, 5))
+
+
+def pair(x=X):
+    return gs.tensor(x, requires_grad=True, dtype=np.float64), torch.tensor(x, requires_grad=True)
+
+
+def same(ours, theirs, tol=1e-12):
+    np.testing.assert_allclose(np.asarray(ours.data), theirs.detach().numpy(), rtol=tol, atol=tol)
+
+
+CALLS = [
+    ("sum dim", lambda t: t.sum(1)),
+    ("sum dim keepdim", lambda t: t.sum(dim=-1, keepdim=True)),
+    ("sum tuple dims", lambda t: t.sum(dim=(0, 2))),
+    ("mean dim", lambda t: t.mean(dim=0)),
+    ("amax", lambda t: t.amax(1)),
+    ("amin keepdim", lambda t: t.amin(dim=2, keepdim=True)),
+    ("max dim values", lambda t: t.max(1)[0]),
+    ("max dim .values", lambda t: t.max(dim=2, keepdim=True).values),
+    ("min dim values", lambda t: t.min(0).values),
+    ("view", lambda t: t.view(-1, 5)),
+    ("view tuple", lambda t: t.view((12, 5))),
+    ("unsqueeze", lambda t: t.unsqueeze(1)),
+    ("unsqueeze last", lambda t: t.unsqueeze(-1)),
+    ("squeeze", lambda t: t.unsqueeze(0).squeeze()),
+    ("squeeze dim", lambda t: t.unsqueeze(2).squeeze(2)),
+    ("squeeze non-1 dim", lambda t: t.squeeze(1)),
+    ("flatten", lambda t: t.flatten()),
+    ("flatten from 1", lambda t: t.flatten(1)),
+    ("flatten 0..1", lambda t: t.flatten(0, 1)),
+    ("expand", lambda t: t[:, :1, :].expand(3, 4, 5)),
+    ("expand -1 and new dim", lambda t: t[:1].expand(2, -1, 4, 5)),
+    ("t", lambda t: t[0].t()),
+    ("add alpha", lambda t: t.add(t * 2, alpha=0.5)),
+    ("sub", lambda t: t.sub(1.5)),
+    ("mul div", lambda t: t.mul(3).div(t * t + 1)),
+    ("pow", lambda t: (t * t + 1).pow(0.5)),
+    ("matmul", lambda t: t[0].matmul(t[1].t())),
+    ("neg", lambda t: t.neg()),
+    ("clone", lambda t: t.clone() * 2),
+    ("softmax dim", lambda t: t.softmax(dim=1)),
+    ("log_softmax dim", lambda t: t.log_softmax(1)),
+    ("logsumexp dim", lambda t: t.logsumexp(dim=2, keepdim=True)),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), CALLS, ids=[c[0] for c in CALLS])
+def test_call_equals_pytorch_with_gradient(name, call):
+    ours, theirs = pair()
+    a, b = call(ours), call(theirs)
+    assert tuple(a.shape) == tuple(b.shape), name
+    same(a, b)
+    seed = RNG.standard_normal(tuple(b.shape))
+    a.backward(seed)
+    b.backward(torch.tensor(seed))
+    same(gs.tensor(ours.grad, dtype=np.float64), theirs.grad)
+
+
+def test_max_dim_returns_values_and_indices_as_pytorch():
+    ours, theirs = pair()
+    values, indices = ours.max(1)
+    ref = theirs.max(1)
+    same(values, ref.values)
+    np.testing.assert_array_equal(indices.data, ref.indices.numpy())
+    _, pred = gs.tensor(X[0]).max(1)  # the homework idiom
+    np.testing.assert_array_equal(pred.data, torch.tensor(X[0]).max(1)[1].numpy())
+    assert float(ours.max()) == theirs.detach().max().item()
+    np.testing.assert_array_equal(ours.max(axis=1).data, ref.values.detach().numpy())  # NumPy
+    np.testing.assert_array_equal(ours.argmin(dim=2).data, theirs.argmin(dim=2).numpy())
+    np.testing.assert_array_equal(
+        ours.argmax(1, keepdim=True).data, theirs.argmax(1, keepdim=True).numpy()
+    )
+
+
+def test_size_numel_dim_and_the_numpy_spellings():
+    t = gs.tensor(X)
+    assert t.size() == (3, 4, 5) == tuple(torch.tensor(X).size())
+    assert t.size(1) == 4 and t.size(-1) == 5
+    assert t.size == 60 and t.numel() == 60 and t.dim() == 3  # NumPy's size stays an int
+    with pytest.raises(TypeError, match="not both"):
+        t.sum(dim=0, axis=1)
+
+
+def test_dtype_methods_and_to():
+    t = gs.tensor([1.7, -2.2, 0.0])
+    assert t.long().dtype == np.int64 and t.long().tolist() == [1, -2, 0]
+    assert t.int().dtype == np.int32 and t.bool().tolist() == [True, True, False]
+    assert t.double().dtype == np.float64 and t.to(np.float64).dtype == np.float64
+    assert t.to("cpu") is t and t.to("cpu", np.float64).dtype == np.float64
+    assert t.to(gs.tensor([1.0], dtype=np.float64)).dtype == np.float64
+    assert t.type() == "float32" and t.type(np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="CPU"):
+        t.to("cuda")
+    assert t.isnan().tolist() == [False] * 3
+    assert gs.tensor([1.0, np.inf]).isfinite().tolist() == [True, False]
+    assert t.gt(0).tolist() == [True, False, False] and t.le(0).tolist() == [False, True, True]
+    c = gs.tensor([1, 2]).clone()
+    assert c.tolist() == [1, 2] and c.data is not gs.tensor([1, 2]).data
+
+
+def test_functional_and_namespace_take_dim():
+    ours, theirs = pair()
+    same(F.softmax(ours, dim=1), torch.softmax(theirs, dim=1))
+    same(F.softmax(ours, 1), torch.softmax(theirs, 1))
+    same(F.log_softmax(ours, axis=2), torch.log_softmax(theirs, 2))
+    same(gs.cat([ours, ours], dim=1), torch.cat([theirs, theirs], dim=1))
+    same(gs.stack([ours, ours], dim=-1), torch.stack([theirs, theirs], dim=-1))
+    same(gs.exp(ours), torch.exp(theirs))
+    same(gs.sum(ours, dim=1), torch.sum(theirs, dim=1))
+    same(gs.matmul(ours[0], ours[1].t()), torch.matmul(theirs[0], theirs[1].t()))
+    same(gs.clamp(ours, min=0), torch.clamp(theirs, min=0))
+    same(gs.relu([-1.0, 2.0]), torch.relu(torch.tensor([-1.0, 2.0])))
+
+
+def test_dropout_p_one_gives_zeros_and_a_zero_gradient():
+    x = gs.tensor(np.ones((2, 3)), requires_grad=True)
+    y = F.dropout(x, p=1.0)
+    assert np.all(y.data == 0)
+    y.sum().backward()
+    assert np.all(x.grad == 0)
+
+
+def test_submodules_after_a_plain_import_and_the_core_stays_light():
+    code = (
+        "import sys, gradstep as gs\n"
+        "heavy = {'pandas', 'torch', 'sklearn', 'matplotlib'}\n"
+        "assert not heavy & set(sys.modules), heavy & set(sys.modules)\n"
+        "print(gs.nn.Linear(2, 3).weight.shape, gs.optim.SGD.__name__,"
+        " gs.data.DataLoader.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["(3,", "2)", "SGD", "DataLoader"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        gs.nope  # noqa: B018
+
+
+def test_module_call_takes_any_arguments():
+    class Scale(gs.nn.Module):
+        def forward(self, x, y, *, factor=1.0):
+            return (x + y) * factor
+
+    out = Scale()(np.ones(3), gs.tensor([1.0, 2.0, 3.0]), factor=2.0)
+    assert out.tolist() == [4.0, 6.0, 8.0]
+
+
+def test_early_stopping_starts_afresh_on_a_second_fit():
+    from gradstep import nn, optim
+    from gradstep.data import DataLoader, TensorDataset
+    from gradstep.train import EarlyStopping, fit
+
+    rng = np.random.default_rng(1)
+    X_, y = rng.standard_normal((64, 2)), rng.standard_normal((64, 1))
+    stop = EarlyStopping("loss", patience=2)
+    model = nn.Linear(2, 1)
+    fit(
+        model,
+        nn.MSELoss(),
+        optim.SGD(model.parameters(), lr=0.1),
+        DataLoader(TensorDataset(X_, y), 16),
+        epochs=30,
+        callbacks=[stop],
+        verbose=0,
+    )
+    first_best = stop.best
+    model2 = nn.Linear(2, 1)
+    h = fit(
+        model2,
+        nn.MSELoss(),
+        optim.SGD(model2.parameters(), lr=1e-4),
+        DataLoader(TensorDataset(X_ * 100, y * 100), 16),
+        epochs=30,
+        callbacks=[stop],
+        verbose=0,
+    )
+    assert len(h.epochs) > 3 and stop.best != first_best  # not stopped by the first run's best
+    with pytest.raises(ValueError, match="unknown metric 'acc'; known: accuracy"):
+        fit(
+            model,
+            nn.MSELoss(),
+            optim.SGD(model.parameters(), lr=0.1),
+            DataLoader(TensorDataset(X_, y), 16),
+            metrics=["acc"],
+            verbose=0,
+        )
