@@ -6,6 +6,7 @@ import numpy as np
 
 from gradstep.autograd import Function
 from gradstep.backend import const
+from gradstep.ops.elementwise import select
 
 
 def stable_sigmoid(x, out=None, scratch=None):
@@ -61,7 +62,7 @@ class ReLU(Function):
 
     def backward(self, g):
         s = self.scratch
-        return np.multiply(g, self.mask, out=s and s.get("g0", g))
+        return select(g, self.mask, out=s and s.get("g0", g))  # inf upstream: 0, not NaN
 
 
 class LeakyReLU(Function):

@@ -7,6 +7,17 @@ import numpy as np
 from gradstep.autograd import Function
 
 
+def select(g, mask, out=None):
+    """``g`` where ``mask``, else 0 -- a selection, not a product: ``inf * 0`` is NaN, and an
+    infinite upstream gradient must give 0 where the mask is off (as PyTorch's ``relu``,
+    ``clamp`` give). The float's bits times the 0/1 mask, as unsigned integers of the same
+    width: one pass, as fast as the multiply it replaces (``np.where`` is 4-15x slower).
+    """
+    bits = np.dtype(f"u{g.dtype.itemsize}")
+    got = np.multiply(g.view(bits), mask, out=None if out is None else out.view(bits))
+    return got.view(g.dtype)
+
+
 class Add(Function):
     """y = a + b;  dy/da = dy/db = 1."""
 
@@ -59,19 +70,30 @@ class Pow(Function):
 
     def forward(self, a, p):
         self.a, self.p = a, p
-        self.y = a**p
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0 ** -1 is inf
+            self.y = a**p
         return self.y
 
     def backward(self, g):
         na, np_ = self.needs_input_grad
         a, p = self.a, self.p
-        ga = g * p * a ** (p - 1) if na else None
-        gp = None
-        if np_:
-            # d/dp a^p = a^p log a; defined as 0 where a == 0 and p > 0 (a^p is 0 there).
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
-            gp = g * self.y * log_a
+        ga = gp = None
+        # As PyTorch: d/da is 0 wherever p == 0 (a^0 is constant, even at a == 0 where
+        # p a^(p-1) would be 0 * inf); d/dp is 0 where a == 0 and p >= 0, and a^p log a
+        # elsewhere (-inf at a == 0 for p < 0). Infinities are results here, not warnings.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if na:
+                ga = g * p * a ** (p - 1)
+                if np.ndim(p) == 0:
+                    if p == 0:
+                        ga = np.zeros_like(ga)
+                else:
+                    ga = np.where(p == 0, np.zeros((), ga.dtype), ga)
+            if np_:
+                log_a = np.log(np.where(a > 0, a, 1)) + np.where(a == 0, -np.inf, 0)
+                log_a = np.where(a < 0, np.nan, log_a)
+                gp = g * self.y * log_a
+                gp = np.where((a == 0) & (p >= 0), np.zeros((), gp.dtype), gp)
         return ga, gp
 
 
@@ -143,7 +165,7 @@ class Clip(Function):
             keep &= a >= lo
         if hi is not None:
             keep &= a <= hi
-        return g * keep
+        return select(*np.broadcast_arrays(g, keep))
 
 
 class Where(Function):
