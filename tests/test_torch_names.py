@@ -198,3 +198,46 @@ def test_early_stopping_starts_afresh_on_a_second_fit():
             metrics=["acc"],
             verbose=0,
         )
+
+
+EXPRESSIONS = [
+    "x / 2",
+    "x + 0.5",
+    "x.exp()",
+    "x ** 0.5",
+    "0.7 ** x",
+    "x / x",
+    "x.sigmoid()",
+    "x.tanh()",
+    "x.sqrt()",
+    "x.log()",
+    "x * 2",
+    "x ** 2",
+    "x // 2",
+    "x % 2",
+    "x - 1",
+    "F.sigmoid(x)",
+    "x / 2.5 % 0.7",
+    "-7 // x",
+    "x.float() // 2",
+]
+
+
+def test_integer_mean_and_softmax_are_floats_where_pytorch_refuses():
+    x = gs.tensor([1, 2, 3])
+    assert x.mean().dtype == np.float32 and float(x.mean()) == 2.0
+    assert F.softmax(x, 0).dtype == np.float32
+
+
+@pytest.mark.parametrize("expr", EXPRESSIONS)
+def test_integer_tensors_promote_as_in_pytorch(expr):
+    ours = eval(expr, {"x": gs.tensor([1, 2, 3]), "F": F, "np": np})
+    theirs = eval(expr, {"x": torch.tensor([1, 2, 3]), "F": torch.nn.functional, "np": np})
+    assert np.dtype(str(theirs.dtype).removeprefix("torch.")) == ours.dtype, expr
+    np.testing.assert_allclose(
+        np.asarray(ours.data, np.float64), theirs.double().numpy(), rtol=1e-6
+    )
+    w = gs.tensor([0.5, 0.25, 2.0], requires_grad=True)
+    if ours.dtype.kind == "f" and ours.shape == (3,):
+        (w * ours).sum().backward()  # mixes with float32 parameters
+        assert w.grad.dtype == np.float32

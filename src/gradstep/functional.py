@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradstep.operands import _constant, _pair, _raw
+from gradstep.operands import _constant, _floating, _pair, _raw
 from gradstep.ops import activation, elementwise, linalg, loss, reduce, shape
 from gradstep.tensor import Tensor
 from gradstep.tensor_torch import _dim
@@ -18,9 +18,14 @@ def _t(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def _tf(x) -> Tensor:
+    """A floating tensor: integers promote to the default dtype, as PyTorch's floating ops do."""
+    return _floating(_t(x))
+
+
 def sigmoid(x) -> Tensor:
     """1 / (1 + e^-x), finite and precise at any x (see :func:`ops.activation.stable_sigmoid`)."""
-    return activation.Sigmoid.apply(_t(x))
+    return activation.Sigmoid.apply(_tf(x))
 
 
 def relu(x) -> Tensor:
@@ -34,29 +39,29 @@ def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
 
 
 def tanh(x) -> Tensor:
-    return activation.Tanh.apply(_t(x))
+    return activation.Tanh.apply(_tf(x))
 
 
 def softplus(x) -> Tensor:
     """log(1 + e^x), a smooth ReLU; never overflows."""
-    return activation.Softplus.apply(_t(x))
+    return activation.Softplus.apply(_tf(x))
 
 
 def softmax(x, dim=None, *, axis=None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim`` (default the last), computed after subtracting the
     max."""
-    return loss.Softmax.apply(_t(x), axis=_dim(dim, axis, -1))
+    return loss.Softmax.apply(_tf(x), axis=_dim(dim, axis, -1))
 
 
 def log_softmax(x, dim=None, *, axis=None) -> Tensor:
     """x - logsumexp(x) along ``dim`` (default the last); exact for inputs of any offset."""
-    return loss.LogSoftmax.apply(_t(x), axis=_dim(dim, axis, -1))
+    return loss.LogSoftmax.apply(_tf(x), axis=_dim(dim, axis, -1))
 
 
 def logsumexp(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
     """log(sum(exp(x))) over ``dim`` (all by default), computed after subtracting the max."""
     keep = bool(keepdim if keepdims is None else keepdims)
-    return reduce.LogSumExp.apply(_t(x), axis=_dim(dim, axis), keepdims=keep)
+    return reduce.LogSumExp.apply(_tf(x), axis=_dim(dim, axis), keepdims=keep)
 
 
 def linear(x, weight, bias=None) -> Tensor:

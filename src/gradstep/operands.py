@@ -76,8 +76,43 @@ def _pair(a, b):
             return a.astype(db), b
         return a, b
     if ta:
+        if a.data.dtype.kind != "f" and _is_float(b):  # int tensor + 0.5: PyTorch's float32
+            a = _floating(a)
         return a, _constant(b, a.data.dtype)
+    if b.data.dtype.kind != "f" and _is_float(a):
+        b = _floating(b)
     return _constant(a, b.data.dtype), b
+
+
+def _true_div(a, b):
+    """``_pair`` for ``/``: integer by integer is a floating quotient of the default dtype
+    (PyTorch's ``tensor([1, 2]) / 2`` is float32; NumPy's would be float64)."""
+    a, b = _pair(a, b)
+    da = a.data.dtype if isinstance(a, Tensor) else np.asarray(a).dtype
+    db = b.data.dtype if isinstance(b, Tensor) else np.asarray(b).dtype
+    if da.kind != "f" and db.kind != "f":
+        a = _floating(a) if isinstance(a, Tensor) else a
+        b = _floating(b) if isinstance(b, Tensor) else b
+        if not isinstance(a, Tensor):
+            a = _constant(a, b.data.dtype)
+        if not isinstance(b, Tensor):
+            b = _constant(b, a.data.dtype)
+    return a, b
+
+
+def _floating(t):
+    """An integer or boolean tensor as the default floating dtype, as PyTorch promotes one in a
+    floating operation (``exp``, ``sigmoid``, ``/``, ``+ 0.5``); a floating tensor as it is."""
+    return t if t.data.dtype.kind == "f" else t.astype(backend.get_default_dtype())
+
+
+def _is_float(x) -> bool:
+    if isinstance(x, float):
+        return True
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind is None and isinstance(x, (list, tuple)):
+        kind = np.asarray(x).dtype.kind
+    return kind == "f"
 
 
 def _constant(x, like):

@@ -10,11 +10,13 @@ from gradstep.operands import (
     _check_float_for_grad,
     _converter,
     _derived,
+    _floating,
     _host_read,
     _pair,
     _raw_index,
     _same,
     _to_array,
+    _true_div,
 )
 from gradstep.ops import activation, elementwise, linalg
 from gradstep.ops import shape as shape_ops
@@ -188,10 +190,10 @@ class Tensor(TorchNames):
         return elementwise.Mul.apply(*_pair(other, self))
 
     def __truediv__(self, other):
-        return elementwise.Div.apply(*_pair(self, other))
+        return elementwise.Div.apply(*_true_div(self, other))
 
     def __rtruediv__(self, other):
-        return elementwise.Div.apply(*_pair(other, self))
+        return elementwise.Div.apply(*_true_div(other, self))
 
     def __pow__(self, other):
         return elementwise.Pow.apply(*_pair(self, other))
@@ -248,13 +250,13 @@ class Tensor(TorchNames):
 
     # --- elementwise functions -----------------------------------------------------------------
     def exp(self):
-        return elementwise.Exp.apply(self)
+        return elementwise.Exp.apply(_floating(self))
 
     def log(self):
-        return elementwise.Log.apply(self)
+        return elementwise.Log.apply(_floating(self))
 
     def sqrt(self):
-        return elementwise.Sqrt.apply(self)
+        return elementwise.Sqrt.apply(_floating(self))
 
     def abs(self):
         return elementwise.Abs.apply(self)
@@ -268,13 +270,13 @@ class Tensor(TorchNames):
     clamp = clip
 
     def sigmoid(self):
-        return activation.Sigmoid.apply(self)
+        return activation.Sigmoid.apply(_floating(self))
 
     def relu(self):
         return activation.ReLU.apply(self)
 
     def tanh(self):
-        return activation.Tanh.apply(self)
+        return activation.Tanh.apply(_floating(self))
 
     # --- shape ---------------------------------------------------------------------------------
     def reshape(self, *shape):

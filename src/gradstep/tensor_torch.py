@@ -14,7 +14,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from gradstep.operands import _derived
+from gradstep.operands import _derived, _floating
 from gradstep.ops import reduce
 from gradstep.ops import shape as shape_ops
 
@@ -76,7 +76,8 @@ class TorchNames:
         return reduce.Sum.apply(self, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
 
     def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return reduce.Mean.apply(self, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
+        x = _floating(self)  # the mean of integers is a float of the default dtype
+        return reduce.Mean.apply(x, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
 
     def _extreme(self, op, arg, dim, keepdim, axis, keepdims):
         keep = _keep(keepdim, keepdims)
@@ -194,6 +195,21 @@ class TorchNames:
 
     def neg(self):
         return -self
+
+    def __floordiv__(self, other):
+        """Rounded down quotient: a step function, outside the graph (no gradient)."""
+        return _derived(np.floor_divide, self, other)
+
+    def __rfloordiv__(self, other):
+        return _derived(np.floor_divide, other, self)
+
+    def __mod__(self, other):
+        """Python's (and PyTorch's) remainder, sign of the divisor: a - b * floor(a / b); its
+        gradient is 1 for a and -floor(a / b) for b."""
+        return self - other * (self // other)
+
+    def __rmod__(self, other):
+        return other - self * (other // self)
 
     def eq(self, other):
         return self == other
