@@ -241,3 +241,26 @@ def test_integer_tensors_promote_as_in_pytorch(expr):
     if ours.dtype.kind == "f" and ours.shape == (3,):
         (w * ours).sum().backward()  # mixes with float32 parameters
         assert w.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        (0, slice(None), [0, 1]),
+        (1, [0, 2], slice(None)),
+        ([0, 1], slice(None), [0, 1]),
+        (0, [1, 2], [0, 3]),
+        (slice(None), 1, [0, 3]),
+        (-1, slice(1, 3), [3, 0, 3]),
+    ],
+)
+def test_an_integer_beside_an_index_array_follows_pytorchs_axis_order(index):
+    ours, theirs = pair(np.arange(24.0).reshape(2, 3, 4))
+    a = ours[index]
+    b = theirs[tuple(torch.tensor(i) if isinstance(i, list) else i for i in index)]
+    assert a.shape == tuple(b.shape)
+    same(a, b)
+    seed = RNG.standard_normal(a.shape)
+    a.backward(seed)
+    b.backward(torch.tensor(seed))
+    same(gs.tensor(ours.grad, dtype=np.float64), theirs.grad)

@@ -23,6 +23,19 @@ from gradstep.ops import shape as shape_ops
 from gradstep.tensor_torch import TorchNames
 
 
+def _ints_first(index):
+    """(the integers of ``index`` alone, the rest) when it mixes integers and index arrays (and
+    holds no ``...`` or ``None``, where the axes' positions would need more care), else None."""
+    if not isinstance(index, tuple):
+        return None
+    ints = [isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in index]
+    arrays = [isinstance(i, (np.ndarray, list)) and np.ndim(i) > 0 for i in index]
+    if not any(ints) or not any(arrays) or any(i is None or i is Ellipsis for i in index):
+        return None
+    first = tuple(i if k else slice(None) for i, k in zip(index, ints))
+    return first, tuple(i for i, k in zip(index, ints) if not k)
+
+
 class Tensor(TorchNames):
     """An n-dimensional array with reverse-mode automatic differentiation.
 
@@ -246,7 +259,14 @@ class Tensor(TorchNames):
         return int(self.item())
 
     def __getitem__(self, index):
-        return shape_ops.GetItem.apply(self, _raw_index(index))
+        """NumPy's indexing, except one rule where PyTorch's differs and users' code expects
+        PyTorch's: an integer beside an index array is applied first, as plain indexing, so
+        ``t[0, :, [0, 1]]`` of a (2, 3, 4) tensor is (3, 2), not NumPy's (2, 3)."""
+        raw = _raw_index(index)
+        split = _ints_first(raw)
+        if split is not None:
+            return shape_ops.GetItem.apply(shape_ops.GetItem.apply(self, split[0]), split[1])
+        return shape_ops.GetItem.apply(self, raw)
 
     # --- elementwise functions -----------------------------------------------------------------
     def exp(self):
