@@ -264,3 +264,30 @@ def test_an_integer_beside_an_index_array_follows_pytorchs_axis_order(index):
     a.backward(seed)
     b.backward(torch.tensor(seed))
     same(gs.tensor(ours.grad, dtype=np.float64), theirs.grad)
+
+
+def test_module_apply_to_and_a_reassigned_buffer_stays_in_the_state_dict():
+    from gradstep import nn
+
+    class Norm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.register_buffer("running_mean", np.zeros(2))
+
+        def forward(self, x):
+            self.running_mean = self.running_mean * 0.9 + x.data.mean(axis=0) * 0.1
+            return self.lin(x)
+
+    m = Norm()
+    m(np.ones((4, 2), np.float32))
+    assert "running_mean" in m.state_dict()  # dropped out before
+    np.testing.assert_allclose(m.state_dict()["running_mean"], [0.1, 0.1])
+    seen = []
+    m.apply(lambda mod: seen.append(type(mod).__name__))
+    assert seen == ["Linear", "Norm"]
+    m.to(np.float64)
+    assert m.lin.weight.dtype == np.float64 and m.running_mean.dtype == np.float64
+    assert m.to("cpu") is m
+    with pytest.raises(ValueError, match="CPU"):
+        m.to("cuda")

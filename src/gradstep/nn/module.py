@@ -43,12 +43,15 @@ class Module:
             raise AttributeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
+        was_buffer = name in self._buffers
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
+        elif was_buffer and value is not None:  # self.running_mean = new: still a buffer
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
@@ -106,6 +109,41 @@ class Module:
         return sum(p.size for p in self.parameters())
 
     # --- modes and gradients -----------------------------------------------------------------
+    def apply(self, fn) -> Module:
+        """Call ``fn`` on every submodule, then on this one (as PyTorch: for custom init)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def to(self, *args, **kwargs) -> Module:
+        """``to(dtype)`` converts every parameter and floating buffer in place; ``to("cpu")``
+        is the one device here."""
+        dtype = kwargs.pop("dtype", None)
+        for a in args:
+            if isinstance(a, str):
+                if a != "cpu" and not a.startswith("cpu:"):
+                    raise ValueError(f"to({a!r}): gradstep runs on the CPU here ('cpu')")
+            else:
+                dtype = a
+        if dtype is None:
+            return self
+        dtype = np.dtype(dtype)
+        for m in self.modules():
+            for p in m._parameters.values():
+                p.data = p.data.astype(dtype)
+                p._grad = None
+            for name, b in list(m._buffers.items()):
+                if isinstance(b, np.ndarray) and b.dtype.kind == "f":
+                    setattr(m, name, b.astype(dtype))
+        return self
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
             object.__setattr__(m, "training", mode)
