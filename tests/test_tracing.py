@@ -565,3 +565,25 @@ def test_replacing_a_parameter_with_another_shape_is_a_clear_error():
     (w * w).sum().backward()
     with pytest.raises(ValueError, match=r"shape \(4, 3\).*holds it as \(2, 3\)"):
         opt.step()
+
+
+def test_a_childs_eval_is_seen_by_the_compiled_step():
+    from gradstep import nn
+
+    gs.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+
+    @gs.compile
+    def predict(x):
+        return model(x)
+
+    x = gs.tensor(np.ones((4, 4)), dtype=np.float32)
+    with gs.no_grad():
+        predict(x)
+        predict(x)
+        model[1].eval()  # only the child: Sequential.forward used to skip its record
+        with pytest.warns(gs.CompileWarning, match=r"module modes \(train/eval\) differ"):
+            a = predict(x).data.copy()
+        b = predict(x).data.copy()
+        eager = model(x).data
+    assert np.array_equal(a, b) and np.array_equal(a, eager)

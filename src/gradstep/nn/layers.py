@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from gradstep import autograd
 from gradstep import functional as F
 from gradstep.nn import init
 from gradstep.nn.module import Module, Parameter
@@ -125,7 +126,10 @@ class Sequential(Module):
             setattr(self, name, m)
 
     def forward(self, x: Tensor) -> Tensor:
+        tracer = autograd._tracer  # a compiled step depends on each child's train()/eval()
         for m in self._modules.values():
+            if tracer is not None:
+                tracer.record_module(m)
             x = m.forward(x)
         return x
 
