@@ -291,3 +291,58 @@ def test_module_apply_to_and_a_reassigned_buffer_stays_in_the_state_dict():
     assert m.to("cpu") is m
     with pytest.raises(ValueError, match="CPU"):
         m.to("cuda")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.std(),
+        lambda t: t.std(1),
+        lambda t: t.var(dim=0, keepdim=True),
+        lambda t: t.var(unbiased=False),
+        lambda t: t.std(2, correction=0),
+        lambda t: t.cumsum(dim=1),
+    ],
+)
+def test_std_var_cumsum_equal_pytorch(call):
+    ours, theirs = pair()
+    a, b = call(ours), call(theirs)
+    same(a, b, 1e-10)
+    a.sum().backward()
+    b.sum().backward()
+    same(gs.tensor(ours.grad, dtype=np.float64), theirs.grad, 1e-10)
+
+
+def test_steps_masks_and_closeness():
+    t = gs.tensor([-1.5, 0.0, 2.5, 3.5])
+    assert t.sign().tolist() == [-1, 0, 1, 1] and t.floor().tolist() == [-2, 0, 2, 3]
+    assert t.ceil().tolist() == [-1, 0, 3, 4] and t.round().tolist() == [-2, 0, 2, 4]
+    m = (t > 0) & (t < 3)
+    assert m.tolist() == [False, False, True, False] and (~m).tolist() == [True, True, False, True]
+    assert ((t < 0) | (t > 3)).tolist() == [True, False, False, True]
+    assert (t > -5).all().item() and not (t > 0).all().item() and (t > 3).any().item()
+    assert t.allclose(t + 1e-9) and not t.allclose(t + 1e-3)
+    assert t.isclose(gs.tensor([-1.5, 1.0, 2.5, 3.5])).tolist() == [True, False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ("SiLU()", "SiLU()"),
+        ("ELU(0.5)", "ELU(0.5)"),
+        ("SELU()", "SELU()"),
+        ("GELU()", "GELU(approximate='tanh')"),
+        ("Hardtanh(-2.0, 1.5)", "Hardtanh(-2.0, 1.5)"),
+        ("ReLU6()", "ReLU6()"),
+        ("LogSigmoid()", "LogSigmoid()"),
+        ("Softplus(beta=2.0, threshold=3.0)", "Softplus(beta=2.0, threshold=3.0)"),
+    ],
+)
+def test_activation_modules_equal_pytorchs(ours, theirs):
+    x = np.linspace(-8, 8, 33)
+    a, b = pair(x)
+    out_a, out_b = eval(f"gs.nn.{ours}")(a), eval(f"torch.nn.{theirs}")(b)
+    same(out_a, out_b, 1e-12)
+    out_a.sum().backward()
+    out_b.sum().backward()
+    same(gs.tensor(a.grad, dtype=np.float64), b.grad, 1e-12)

@@ -42,9 +42,64 @@ def tanh(x) -> Tensor:
     return activation.Tanh.apply(_tf(x))
 
 
-def softplus(x) -> Tensor:
-    """log(1 + e^x), a smooth ReLU; never overflows."""
-    return activation.Softplus.apply(_tf(x))
+def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, a smooth ReLU that never overflows; x itself where
+    beta x > threshold (as PyTorch)."""
+    x = _tf(x)
+    if beta == 1 and threshold >= 20:  # the op's own stable form equals x there to the last bit
+        return activation.Softplus.apply(x)
+    b = np.asarray(beta, dtype=x.dtype)
+    smooth = activation.Softplus.apply(x * b) / b
+    return where(x * b > threshold, x, smooth)
+
+
+def silu(x) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    x = _tf(x)
+    return x * activation.Sigmoid.apply(x)
+
+
+def elu(x, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, alpha (e^x - 1) otherwise (the exponential is of min(x, 0): no overflow)."""
+    x = _tf(x)
+    neg = x.clip(max=0).expm1() * np.asarray(alpha, dtype=x.dtype)
+    return where(x > 0, x, neg)
+
+
+def selu(x) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants (Klambauer et al., 2017)."""
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    x = _tf(x)
+    return elu(x, alpha) * np.asarray(scale, dtype=x.dtype)
+
+
+def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside only (PyTorch's
+    hardtanh, unlike its clamp, gives 0 at the bounds themselves)."""
+    x = _tf(x)
+    inside = (x > min_val) & (x < max_val)
+    return where(inside, x, x.clip(min_val, max_val).detach())
+
+
+def relu6(x) -> Tensor:
+    return hardtanh(x, 0.0, 6.0)
+
+
+def logsigmoid(x) -> Tensor:
+    """log sigmoid(x) = -softplus(-x), finite at any x."""
+    return -softplus(-_tf(x))
+
+
+def gelu(x, approximate: str = "tanh") -> Tensor:
+    """x * Phi(x), in PyTorch's tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    (The exact form needs erf, which NumPy does not have; only ``approximate="tanh"`` is
+    offered rather than a second-rate erf.)"""
+    if approximate != "tanh":
+        raise ValueError("gelu: only approximate='tanh' is available (NumPy has no erf)")
+    x = _tf(x)
+    c = np.asarray(np.sqrt(2 / np.pi), dtype=x.dtype)
+    k = np.asarray(0.044715, dtype=x.dtype)
+    return x * 0.5 * (1 + (c * (x + k * x * x * x)).tanh())
 
 
 def softmax(x, dim=None, *, axis=None) -> Tensor:

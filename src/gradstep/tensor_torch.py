@@ -15,7 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from gradstep.operands import _derived, _floating
-from gradstep.ops import reduce
+from gradstep.ops import elementwise, reduce
 from gradstep.ops import shape as shape_ops
 
 #: What ``x.max(dim)`` / ``x.min(dim)`` return, as ``torch.return_types.max``.
@@ -66,6 +66,13 @@ def _copy(a):
     return a.copy()
 
 
+def _close(rtol, atol, equal_nan):
+    def close(a, b):
+        return np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+    return close
+
+
 class TorchNames:
     """Mixed into Tensor (no state of its own)."""
 
@@ -109,6 +116,82 @@ class TorchNames:
 
     def argmin(self, dim=None, keepdim=False, *, axis=None):
         return _derived(_arg(np.argmin, _dim(dim, axis), keepdim), self)
+
+    def var(self, dim=None, keepdim=False, *, correction=None, unbiased=None, axis=None):
+        """Variance over ``dim``: sum (x - mean)^2 / (n - correction), correction 1 by default
+        (PyTorch's; ``unbiased=False`` is correction 0, NumPy's default)."""
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        x = _floating(self)
+        axes = _dim(dim, axis)
+        dev = x - x.mean(axes, keepdim=True)
+        n = x.numel() if axes is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axes)]))
+        return (dev * dev).sum(axes, keepdim=keepdim) / max(n - correction, 0)
+
+    def std(self, dim=None, keepdim=False, *, correction=None, unbiased=None, axis=None):
+        v = self.var(dim, keepdim, correction=correction, unbiased=unbiased, axis=axis)
+        return v.sqrt()
+
+    def cumsum(self, dim=None, *, axis=None):
+        return reduce.Cumsum.apply(self, axis=_dim(dim, axis, 0))
+
+    def all(self, dim=None, keepdim=False):
+        return _derived(_arg(np.all, dim, keepdim), self)
+
+    def any(self, dim=None, keepdim=False):
+        return _derived(_arg(np.any, dim, keepdim), self)
+
+    # --- elementwise math -----------------------------------------------------------------------
+    def sin(self):
+        return elementwise.Sin.apply(_floating(self))
+
+    def cos(self):
+        return elementwise.Cos.apply(_floating(self))
+
+    def log1p(self):
+        return elementwise.Log1p.apply(_floating(self))
+
+    def expm1(self):
+        return elementwise.Expm1.apply(_floating(self))
+
+    def log2(self):
+        x = _floating(self)
+        return x.log() / np.asarray(np.log(2.0), dtype=x.dtype)
+
+    def rsqrt(self):
+        return 1 / _floating(self).sqrt()
+
+    def sign(self):
+        """-1, 0 or 1 (a step: outside the graph)."""
+        return _derived(_elementwise(np.sign), self)
+
+    def floor(self):
+        return _derived(_elementwise(np.floor), self)
+
+    def ceil(self):
+        return _derived(_elementwise(np.ceil), self)
+
+    def round(self):
+        """To the nearest integer, halves to even (as PyTorch and NumPy)."""
+        return _derived(_elementwise(np.round), self)
+
+    def maximum(self, other):
+        """The larger of the two at each position; the gradient goes to the larger (to this
+        tensor on a tie)."""
+        from gradstep.functional import where
+
+        return where(self >= other, self, other)
+
+    def minimum(self, other):
+        from gradstep.functional import where
+
+        return where(self <= other, self, other)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return _derived(_close(rtol, atol, equal_nan), self, other)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+        return bool(np.all(self.isclose(other, rtol, atol, equal_nan).data))
 
     # --- shapes ---------------------------------------------------------------------------------
     @property
@@ -228,6 +311,25 @@ class TorchNames:
 
     def le(self, other):
         return self <= other
+
+    # & | ^ ~ on boolean masks (and integers, bitwise), outside the graph
+    def __and__(self, other):
+        return _derived(np.bitwise_and, self, other)
+
+    def __rand__(self, other):
+        return _derived(np.bitwise_and, other, self)
+
+    def __or__(self, other):
+        return _derived(np.bitwise_or, self, other)
+
+    def __ror__(self, other):
+        return _derived(np.bitwise_or, other, self)
+
+    def __xor__(self, other):
+        return _derived(np.bitwise_xor, self, other)
+
+    def __invert__(self):
+        return _derived(_elementwise(np.invert), self)
 
     def isnan(self):
         return _derived(_elementwise(np.isnan), self)

@@ -1,6 +1,7 @@
 """Neural-network building blocks with PyTorch's names and state_dict layout."""
 
 from gradstep.nn import init
+from gradstep.nn.activations import ELU, GELU, SELU, Hardtanh, LogSigmoid, ReLU6, SiLU
 from gradstep.nn.layers import (
     Dropout,
     Flatten,
@@ -20,6 +21,13 @@ from gradstep.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1L
 from gradstep.nn.module import Module, Parameter
 
 __all__ = [
+    "ELU",
+    "GELU",
+    "Hardtanh",
+    "LogSigmoid",
+    "ReLU6",
+    "SELU",
+    "SiLU",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "Dropout",

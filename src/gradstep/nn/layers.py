@@ -67,8 +67,16 @@ class Tanh(Module):
 
 
 class Softplus(Module):
+    """log(1 + e^(beta x)) / beta; x itself where beta x > threshold (as PyTorch)."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
     def forward(self, x: Tensor) -> Tensor:
-        return act.Softplus.apply(x)
+        if self.beta == 1 and self.threshold >= 20:
+            return act.Softplus.apply(x)
+        return F.softplus(x, self.beta, self.threshold)
 
 
 class LeakyReLU(Module):

@@ -129,6 +129,53 @@ class Exp(Function):
         return g * self.y
 
 
+class Sin(Function):
+    """y = sin a;  dy/da = cos a."""
+
+    def forward(self, a):
+        self.a = a
+        return np.sin(a)
+
+    def backward(self, g):
+        return g * np.cos(self.a)
+
+
+class Cos(Function):
+    """y = cos a;  dy/da = -sin a."""
+
+    def forward(self, a):
+        self.a = a
+        return np.cos(a)
+
+    def backward(self, g):
+        return -g * np.sin(self.a)
+
+
+class Log1p(Function):
+    """y = ln(1 + a), exact for tiny a (where 1 + a rounds);  dy/da = 1 / (1 + a)."""
+
+    def forward(self, a):
+        self.a = a
+        with np.errstate(divide="ignore", invalid="ignore"):  # -inf at -1, as PyTorch
+            return np.log1p(a)
+
+    def backward(self, g):
+        with np.errstate(divide="ignore"):
+            return g / (1 + self.a)
+
+
+class Expm1(Function):
+    """y = e^a - 1, exact for tiny a;  dy/da = y + 1 (the output is kept)."""
+
+    def forward(self, a):
+        with np.errstate(over="ignore"):
+            self.y = np.expm1(a)
+        return self.y
+
+    def backward(self, g):
+        return g * (self.y + 1)
+
+
 class Log(Function):
     """y = ln a;  dy/da = 1/a."""
 

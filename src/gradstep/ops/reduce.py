@@ -42,6 +42,19 @@ class Sum(Function):
         return np.broadcast_to(_expand(g, self.shape, self.axes, self.keepdims), self.shape)
 
 
+class Cumsum(Function):
+    """y_i = x_0 + ... + x_i along ``axis``;  dx_j = sum of g_i for i >= j (a reversed
+    cumulative sum of the upstream gradient)."""
+
+    def forward(self, x, axis=0):
+        self.axis = axis
+        return np.cumsum(x, axis=axis)
+
+    def backward(self, g):
+        flipped = np.flip(g, axis=self.axis)
+        return np.flip(np.cumsum(flipped, axis=self.axis), axis=self.axis)
+
+
 class Mean(Function):
     """y = mean of x over axes;  dy/dx = 1/n where n is the number of elements averaged."""
 

@@ -1,0 +1,64 @@
+"""More activations as modules, PyTorch's names and arguments; each calls the functional of the
+same name (``gradstep.functional``), so module, function and method agree."""
+
+from __future__ import annotations
+
+from gradstep import functional as F
+from gradstep.nn.module import Module
+from gradstep.tensor import Tensor
+
+
+class SiLU(Module):
+    """x * sigmoid(x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class ELU(Module):
+    def __init__(self, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class SELU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.selu(x)
+
+
+class GELU(Module):
+    """PyTorch's GELU with ``approximate="tanh"`` (the exact form needs erf; see F.gelu)."""
+
+    def __init__(self, approximate: str = "tanh"):
+        super().__init__()
+        if approximate != "tanh":
+            raise ValueError("GELU: only approximate='tanh' is available (NumPy has no erf)")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)
+
+
+class Hardtanh(Module):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
+        super().__init__()
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+
+class ReLU6(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu6(x)
+
+
+class LogSigmoid(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.logsigmoid(x)
