@@ -346,3 +346,84 @@ def test_activation_modules_equal_pytorchs(ours, theirs):
     out_a.sum().backward()
     out_b.sum().backward()
     same(gs.tensor(a.grad, dtype=np.float64), b.grad, 1e-12)
+
+
+LOSS_CASES = [
+    ("ce plain", {}, "int"),
+    ("ce weight", {"weight": [0.2, 1.0, 3.0, 0.5]}, "int"),
+    ("ce ignore", {"ignore_index": 2}, "int"),
+    ("ce smoothing", {"label_smoothing": 0.1}, "int"),
+    ("ce all", {"weight": [0.2, 1.0, 3.0, 0.5], "ignore_index": 1, "label_smoothing": 0.2}, "int"),
+    ("ce sum", {"reduction": "sum", "label_smoothing": 0.3}, "int"),
+    ("ce none", {"reduction": "none", "weight": [1.0, 2.0, 3.0, 4.0]}, "int"),
+    ("ce probs", {}, "prob"),
+    ("ce probs smoothing weight", {"label_smoothing": 0.1, "weight": [1.0, 2.0, 0.5, 1.0]}, "prob"),
+    ("ce NCd", {"weight": [0.2, 1.0, 3.0, 0.5]}, "ncd"),
+    ("ce NCd probs", {}, "ncd-prob"),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "kind"), LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_cross_entropy_arguments_equal_pytorchs(name, kwargs, kind):
+    rng = np.random.default_rng(3)
+    shape = (6, 4, 3) if kind.startswith("ncd") else (6, 4)
+    logits = rng.standard_normal(shape) * 3
+    if kind in ("int", "ncd"):
+        target = rng.integers(0, 4, (6, 3) if kind == "ncd" else 6)
+        ours_t, theirs_t = target, torch.tensor(target)
+    else:
+        p = rng.random(shape)
+        p /= p.sum(axis=1, keepdims=True)
+        ours_t, theirs_t = gs.tensor(p, dtype=np.float64), torch.tensor(p)
+    kw_t = {
+        k: torch.tensor(v, dtype=torch.float64) if k == "weight" else v for k, v in kwargs.items()
+    }
+    kw_g = {k: np.array(v) if k == "weight" else v for k, v in kwargs.items()}
+    a, b = pair(logits)
+    out_a = F.cross_entropy(a, ours_t, **kw_g)
+    out_b = torch.nn.functional.cross_entropy(b, theirs_t, **kw_t)
+    same(out_a, out_b, 1e-10)
+    out_a.sum().backward()
+    out_b.sum().backward()
+    same(gs.tensor(a.grad, dtype=np.float64), b.grad, 1e-10)
+
+
+def test_nll_bce_smooth_l1_and_their_modules_equal_pytorchs():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 3))
+    labels = np.array([0, 2, 1, 2, 0])
+    a, b = pair(x)
+    la, lb = F.log_softmax(a, 1), torch.log_softmax(b, 1)
+    w = [1.0, 0.5, 2.0]
+    same(
+        F.nll_loss(la, labels, np.array(w), ignore_index=1),
+        torch.nn.functional.nll_loss(
+            lb, torch.tensor(labels), torch.tensor(w, dtype=torch.float64), ignore_index=1
+        ),
+    )
+    same(gs.nn.NLLLoss()(la, labels), torch.nn.NLLLoss()(lb, torch.tensor(labels)))
+    p = rng.random((5, 3))
+    p[0, 0], p[1, 1] = 0.0, 1.0  # the clamp at -100
+    t = (rng.random((5, 3)) > 0.5).astype(float)
+    pa, pb = pair(p)
+    out_a, out_b = (
+        F.binary_cross_entropy(pa, t),
+        torch.nn.functional.binary_cross_entropy(pb, torch.tensor(t)),
+    )
+    same(out_a, out_b, 1e-10)
+    same(
+        gs.nn.BCELoss(reduction="sum")(pa, t),
+        torch.nn.BCELoss(reduction="sum")(pb, torch.tensor(t)),
+    )
+    y = rng.standard_normal((5, 3))
+    for beta in (1.0, 0.5, 0.0):
+        same(
+            F.smooth_l1_loss(a, y, beta=beta),
+            torch.nn.functional.smooth_l1_loss(b, torch.tensor(y), beta=beta),
+        )
+    same(gs.nn.SmoothL1Loss(beta=2.0)(a, y), torch.nn.SmoothL1Loss(beta=2.0)(b, torch.tensor(y)))
+    ce_a = gs.nn.CrossEntropyLoss(weight=np.array(w), label_smoothing=0.1)(a, labels)
+    ce_b = torch.nn.CrossEntropyLoss(
+        weight=torch.tensor(w, dtype=torch.float64), label_smoothing=0.1
+    )(b, torch.tensor(labels))
+    same(ce_a, ce_b)

@@ -146,17 +146,6 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Te
     return loss.Huber.apply(*_pair(input, _target(input, target)), reduction=reduction, delta=delta)
 
 
-def cross_entropy(logits, labels, reduction: str = "mean") -> Tensor:
-    """-log softmax(logits)[label], fused with its softmax.
-
-    Parameters
-    ----------
-    logits : Tensor of shape (n_samples, n_classes)
-    labels : integer array or Tensor of shape (n_samples,)
-    """
-    return loss.CrossEntropy.apply(_t(logits), _raw(labels), reduction=reduction)
-
-
 def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean") -> Tensor:
     """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably."""
     logits = _t(logits)
@@ -209,3 +198,13 @@ def stack(tensors, dim=None, *, axis=None) -> Tensor:
 
 
 cat = concatenate
+
+
+# PyTorch's losses with their full arguments (weight, ignore_index, label_smoothing, ...): the
+# fused ops above stay the fast path for the plain case.
+from gradstep.functional_losses import (  # noqa: E402 - needs the names above
+    binary_cross_entropy as binary_cross_entropy,
+)
+from gradstep.functional_losses import cross_entropy as cross_entropy  # noqa: E402
+from gradstep.functional_losses import nll_loss as nll_loss  # noqa: E402
+from gradstep.functional_losses import smooth_l1_loss as smooth_l1_loss  # noqa: E402

@@ -17,10 +17,22 @@ from gradstep.nn.layers import (
     Tanh,
     mlp,
 )
-from gradstep.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
+from gradstep.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from gradstep.nn.module import Module, Parameter
 
 __all__ = [
+    "BCELoss",
+    "NLLLoss",
+    "SmoothL1Loss",
     "ELU",
     "GELU",
     "Hardtanh",
