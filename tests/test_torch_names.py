@@ -427,3 +427,57 @@ def test_nll_bce_smooth_l1_and_their_modules_equal_pytorchs():
         weight=torch.tensor(w, dtype=torch.float64), label_smoothing=0.1
     )(b, torch.tensor(labels))
     same(ce_a, ce_b)
+
+
+def test_embedding_and_layernorm_equal_pytorchs_through_a_shared_state_dict():
+    emb = gs.nn.Embedding(7, 3, padding_idx=0, dtype=np.float64)
+    temb = torch.nn.Embedding(7, 3, padding_idx=0, dtype=torch.float64)
+    temb.load_state_dict({k: torch.tensor(v) for k, v in emb.state_dict().items()})
+    idx = np.array([[1, 0, 3], [3, 6, 0]])
+    a, b = emb(idx), temb(torch.tensor(idx))
+    same(a, b)
+    seed = RNG.standard_normal(a.shape)
+    a.backward(seed)
+    b.backward(torch.tensor(seed))
+    same(gs.tensor(emb.weight.grad, dtype=np.float64), temb.weight.grad)  # repeats add, pad 0
+    with pytest.raises(IndexError, match="outside"):
+        emb(np.array([7]))
+    ln = gs.nn.LayerNorm((4, 5), dtype=np.float64)
+    ln.weight.data[...] = RNG.standard_normal((4, 5))
+    tln = torch.nn.LayerNorm((4, 5), dtype=torch.float64)
+    tln.load_state_dict({k: torch.tensor(v) for k, v in ln.state_dict().items()})
+    x, tx = pair()
+    out, ref = ln(x), tln(tx)
+    same(out, ref, 1e-10)
+    out.sum().backward()
+    ref.sum().backward()
+    same(gs.tensor(x.grad, dtype=np.float64), tx.grad, 1e-10)
+    same(gs.tensor(ln.weight.grad, dtype=np.float64), tln.weight.grad, 1e-10)
+
+
+def test_init_functions_follow_pytorchs_bounds():
+    from gradstep.nn import init
+
+    w = gs.nn.Linear(300, 200).weight
+    init.xavier_uniform_(w)
+    bound = np.sqrt(6 / 500)
+    assert np.abs(w.data).max() <= bound and np.abs(w.data).max() > 0.9 * bound
+    init.kaiming_uniform_(w, nonlinearity="relu")
+    assert np.abs(w.data).max() <= np.sqrt(2) * np.sqrt(3 / 300)
+    init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+    assert abs(w.data.std() - np.sqrt(2 / 200)) < 0.01
+    init.xavier_normal_(w, gain=2.0)
+    assert abs(w.data.std() - 2 * np.sqrt(2 / 500)) < 0.01
+    init.zeros_(w)
+    assert not w.data.any()
+    init.constant_(w, 0.5)
+    init.ones_(gs.nn.Linear(2, 2).bias)
+    assert np.all(w.data == 0.5) and w.dtype == np.float32
+    with pytest.raises(ValueError, match="2 dimensions"):
+        init.xavier_uniform_(gs.nn.Linear(2, 2).bias)
+
+
+def test_a_layer_built_with_float64_is_float64():
+    layer = gs.nn.Linear(3, 2, dtype=np.float64)  # was silently float32
+    assert layer.weight.dtype == np.float64 and layer.bias.dtype == np.float64
+    assert gs.nn.Linear(3, 2).weight.dtype == np.float32

@@ -2,6 +2,7 @@
 
 from gradstep.nn import init
 from gradstep.nn.activations import ELU, GELU, SELU, Hardtanh, LogSigmoid, ReLU6, SiLU
+from gradstep.nn.extra import Embedding, LayerNorm
 from gradstep.nn.layers import (
     Dropout,
     Flatten,
@@ -30,6 +31,8 @@ from gradstep.nn.loss import (
 from gradstep.nn.module import Module, Parameter
 
 __all__ = [
+    "Embedding",
+    "LayerNorm",
     "BCELoss",
     "NLLLoss",
     "SmoothL1Loss",

@@ -34,8 +34,11 @@ class Linear(Module):
                 raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         bound = init.linear_bound(in_features)
-        self.weight = Parameter(init.uniform((out_features, in_features), bound, dtype=dtype))
-        self.bias = Parameter(init.uniform((out_features,), bound, dtype=dtype)) if bias else None
+        # dtype=float64 gives float64 parameters (it was silently float32 before)
+        w = init.uniform((out_features, in_features), bound, dtype=dtype)
+        self.weight = Parameter(w, dtype=dtype)
+        b = init.uniform((out_features,), bound, dtype=dtype) if bias else None
+        self.bias = Parameter(b, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         return linalg.Linear.apply(x, self.weight, self.bias)
