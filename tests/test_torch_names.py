@@ -481,3 +481,55 @@ def test_a_layer_built_with_float64_is_float64():
     layer = gs.nn.Linear(3, 2, dtype=np.float64)  # was silently float32
     assert layer.weight.dtype == np.float64 and layer.bias.dtype == np.float64
     assert gs.nn.Linear(3, 2).weight.dtype == np.float32
+
+
+GATHER = np.random.default_rng(5).integers(0, 4, (3, 2, 5))  # repeats: gradients add
+INDEX_CALLS = [
+    ("gather", lambda t, m: t.gather(1, m.tensor(GATHER))),
+    ("index_select", lambda t, m: t.index_select(2, m.tensor([4, 0, 4]))),
+    ("masked_fill", lambda t, m: t.masked_fill(t > 0.5, -1.0)),
+    ("flip", lambda t, m: t.flip(0, 2)),
+    ("repeat", lambda t, m: t[0].repeat(2, 1, 3)),
+    ("tril", lambda t, m: t.tril()),
+    ("triu -1", lambda t, m: t.triu(-1)),
+    ("sort values", lambda t, m: t.sort(dim=1)[0]),
+    ("sort desc values", lambda t, m: t.sort(dim=-1, descending=True).values),
+    ("topk values", lambda t, m: t.topk(2, dim=1).values),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), INDEX_CALLS, ids=[c[0] for c in INDEX_CALLS])
+def test_indexing_calls_equal_pytorch_with_gradient(name, call):
+    ours, theirs = pair()
+    a, b = call(ours, gs), call(theirs, torch)
+    assert tuple(a.shape) == tuple(b.shape), name
+    same(a, b)
+    seed = RNG.standard_normal(tuple(b.shape))
+    a.backward(seed)
+    b.backward(torch.tensor(seed))
+    same(gs.tensor(ours.grad, dtype=np.float64), theirs.grad)
+
+
+def test_sort_topk_indices_one_hot_pad_and_constructors():
+    x = np.array([[3.0, 1.0, 2.0, 1.0], [0.0, 5.0, 5.0, -1.0]])
+    ours, theirs = gs.tensor(x), torch.tensor(x)
+    stable = theirs.sort(dim=1, stable=True).indices
+    np.testing.assert_array_equal(ours.sort(1).indices.data, stable)
+    np.testing.assert_array_equal(ours.topk(2).indices.data[:, 0], theirs.topk(2).indices[:, 0])
+    np.testing.assert_array_equal(
+        F.one_hot(np.array([0, 2, 1]), 4).data,
+        torch.nn.functional.one_hot(torch.tensor([0, 2, 1]), 4).numpy(),
+    )
+    a, b = pair(x)
+    pa = F.pad(a, (1, 2, 0, 1), value=-3.0)
+    pb = torch.nn.functional.pad(b, (1, 2, 0, 1), value=-3.0)
+    same(pa, pb)
+    seed = RNG.standard_normal(pa.shape)
+    pa.backward(seed)
+    pb.backward(torch.tensor(seed))
+    same(gs.tensor(a.grad, dtype=np.float64), b.grad)
+    assert gs.full((2, 3), 7.0).tolist() == torch.full((2, 3), 7.0).tolist()
+    assert gs.eye(3).tolist() == torch.eye(3).tolist()
+    np.testing.assert_allclose(gs.linspace(0, 1, 5).data, torch.linspace(0, 1, 5).numpy())
+    r = gs.randint(0, 5, (100,))
+    assert r.dtype == np.int64 and r.data.min() >= 0 and r.data.max() < 5

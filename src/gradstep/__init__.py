@@ -93,6 +93,30 @@ def arange(*args, dtype=None) -> Tensor:
     return Tensor(np.arange(*args, dtype=dtype), dtype=dtype)
 
 
+def full(*shape, fill_value=None, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``gs.full((2, 3), 7.0)`` or ``gs.full(2, 3, fill_value=7.0)``."""
+    if fill_value is None and len(shape) == 2 and isinstance(shape[0], (tuple, list)):
+        shape, fill_value = shape
+    arr = np.full(_shape(shape), fill_value, dtype=_dtype(dtype))
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.eye(n, m, dtype=_dtype(dtype)), requires_grad=requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.linspace(start, end, steps, dtype=_dtype(dtype)), requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=np.int64, generator=None) -> Tensor:
+    """Integers in [low, high) from gradstep's seeded generator (``randint(high, size)`` too)."""
+    if high is None or isinstance(high, (tuple, list)):
+        low, high, size = 0, low, (high if high is not None else size)
+    rng = generator or default_generator()
+    return Tensor(rng.integers(low, high, size=tuple(size), dtype=dtype))
+
+
 def _function(name: str, fn):
     def method(self, *args, **kwargs):
         return fn(self, *args, **kwargs)
@@ -164,6 +188,10 @@ def __getattr__(name: str):
 
 
 __all__ = [  # the torch-style namespace functions, then the rest
+    "eye",
+    "full",
+    "linspace",
+    "randint",
     *_NAMESPACE,
     "clamp",
     "AnomalyError",

@@ -175,6 +175,37 @@ def where(condition, x, y) -> Tensor:
     return elementwise.Where.apply(cond, x, y)
 
 
+def one_hot(labels, num_classes: int = -1) -> Tensor:
+    """Integer labels of shape S as an int64 tensor of shape S + (num_classes,)."""
+    labels = np.asarray(_raw(labels))
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
+    n = int(labels.max()) + 1 if num_classes < 0 else num_classes
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        raise ValueError(f"one_hot: a label is outside [0, {n})")
+    return Tensor((labels[..., None] == np.arange(n)).astype(np.int64))
+
+
+def pad(x, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """PyTorch's pad: ``pad`` lists (before, after) pairs from the last dimension backwards;
+    constant mode only. The gradient is the input's part of the upstream gradient."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is available, got {mode!r}")
+    if len(pad) % 2:
+        raise ValueError(f"pad: needs (before, after) pairs, got {pad}")
+    x = _t(x)
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
+    inner = tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))
+    mask = np.zeros(shape, dtype=bool)
+    mask[inner] = True
+    index = np.cumsum(mask.reshape(-1)) - 1  # where each padded cell reads from in x
+    flat = x.reshape(-1)[np.where(mask.reshape(-1), index, 0)]
+    return where(mask, flat.reshape(shape), np.asarray(value, dtype=x.dtype))
+
+
 def _same_dtype(name: str, tensors: list) -> list:
     tensors = [_t(t) for t in tensors]
     if not tensors:

@@ -66,6 +66,15 @@ def _copy(a):
     return a.copy()
 
 
+def _argsort(dim, descending):
+    def argsort(a):
+        if descending:  # stable and descending: sort the negation (ties keep their order)
+            return np.argsort(-a, axis=dim, kind="stable")
+        return np.argsort(a, axis=dim, kind="stable")
+
+    return argsort
+
+
 def _close(rtol, atol, equal_nan):
     def close(a, b):
         return np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
@@ -192,6 +201,63 @@ class TorchNames:
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
         return bool(np.all(self.isclose(other, rtol, atol, equal_nan).data))
+
+    # --- indexing -------------------------------------------------------------------------------
+    def gather(self, dim: int, index):
+        """out[i][j] = self[i][index[i][j]] along ``dim`` (PyTorch's gather); gradients add up
+        where an index repeats."""
+        idx = np.asarray(getattr(index, "data", index)).astype(np.int64)
+        grid = list(np.indices(idx.shape, sparse=True))
+        grid[dim % self.ndim] = idx
+        return self[tuple(grid)]
+
+    def index_select(self, dim: int, index):
+        idx = np.asarray(getattr(index, "data", index)).astype(np.int64).reshape(-1)
+        return self[(slice(None),) * (dim % self.ndim) + (idx,)]
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask``; the gradient flows where it does not."""
+        from gradstep.functional import where
+
+        return where(mask, np.asarray(value, dtype=self.dtype), self)
+
+    def flip(self, *dims):
+        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        index = [slice(None)] * self.ndim
+        for d in dims:
+            index[d % self.ndim] = slice(None, None, -1)
+        return self[tuple(index)]
+
+    def repeat(self, *sizes):
+        """Tile ``sizes`` times along each dimension (PyTorch's repeat, NumPy's tile)."""
+        sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
+        for d, r in enumerate(sizes):
+            if r != 1:
+                x = x.index_select(d, np.tile(np.arange(x.shape[d]), r))
+        return x
+
+    def tril(self, diagonal: int = 0):
+        return self._triangle(np.tril, diagonal)
+
+    def triu(self, diagonal: int = 0):
+        return self._triangle(np.triu, diagonal)
+
+    def _triangle(self, fn, diagonal):
+        from gradstep.functional import where
+
+        keep = fn(np.ones(self.shape[-2:], dtype=bool), diagonal)
+        return where(keep, self, np.zeros((), self.dtype))
+
+    def sort(self, dim: int = -1, descending: bool = False):
+        """(values, indices), stable, as PyTorch's ``sort(stable=True)``."""
+        order = _derived(_argsort(dim, descending), self)
+        return ValuesIndices(self.gather(dim, order.data), order)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+        values, indices = self.sort(dim, descending=largest)
+        take = np.arange(k)
+        return ValuesIndices(values.index_select(dim, take), indices.index_select(dim, take))
 
     # --- shapes ---------------------------------------------------------------------------------
     @property
