@@ -7,6 +7,14 @@ import numpy as np
 from gradstep.autograd import Function
 
 
+# Ops whose results can be infinite or NaN by definition (log 0, x / 0, e^1000, sqrt's slope at
+# 0) compute under this: PyTorch returns those values silently, and a warning from inside the
+# engine would only confuse. Not on the hot path of the course's models (their losses and
+# activations are fused ops), so the ~2 us it costs per call stays off the step.
+def _quiet():
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+
 def select(g, mask, out=None):
     """``g`` where ``mask``, else 0 -- a selection, not a product: ``inf * 0`` is NaN, and an
     infinite upstream gradient must give 0 where the mask is off (as PyTorch's ``relu``,
@@ -55,13 +63,15 @@ class Div(Function):
 
     def forward(self, a, b):
         self.b = b
-        self.y = a / b
+        with _quiet():  # x / 0 is inf, 0 / 0 NaN: results, as in PyTorch, not warnings
+            self.y = a / b
         return self.y
 
     def backward(self, g):
         na, nb = self.needs_input_grad
-        ga = g / self.b if na else None
-        gb = -g * self.y / self.b if nb else None
+        with _quiet():
+            ga = g / self.b if na else None
+            gb = -g * self.y / self.b if nb else None
         return ga, gb
 
 
@@ -122,11 +132,13 @@ class Exp(Function):
     """y = e^a;  dy/da = y, so the output is kept instead of the input."""
 
     def forward(self, a):
-        self.y = np.exp(a)
+        with _quiet():  # e^1000 is inf
+            self.y = np.exp(a)
         return self.y
 
     def backward(self, g):
-        return g * self.y
+        with _quiet():
+            return g * self.y
 
 
 class Sin(Function):
@@ -181,21 +193,25 @@ class Log(Function):
 
     def forward(self, a):
         self.a = a
-        return np.log(a)
+        with _quiet():  # log 0 is -inf, log of a negative NaN
+            return np.log(a)
 
     def backward(self, g):
-        return g / self.a
+        with _quiet():
+            return g / self.a
 
 
 class Sqrt(Function):
     """y = sqrt(a);  dy/da = 1/(2y), from the kept output."""
 
     def forward(self, a):
-        self.y = np.sqrt(a)
+        with _quiet():
+            self.y = np.sqrt(a)
         return self.y
 
     def backward(self, g):
-        return g / (2 * self.y)
+        with _quiet():  # the slope at 0 is inf
+            return g / (2 * self.y)
 
 
 class Clip(Function):
