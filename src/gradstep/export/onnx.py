@@ -207,6 +207,7 @@ def onnx_bytes(
     input_name: str | None = None,
     opset: int = 17,
     date_parts: bool = False,
+    _what: str = "onnx_bytes",
 ) -> bytes:
     """The ONNX file of ``model`` as bytes, for a caller that writes files itself.
 
@@ -220,8 +221,7 @@ def onnx_bytes(
         task=task,
         classes=classes,
     )
-    proto = _proto(model, "onnx_bytes", input_name, opset, date_parts, **options)
-    return proto.SerializeToString()
+    return _proto(model, _what, input_name, opset, date_parts, **options).SerializeToString()
 
 
 def to_onnx(
@@ -277,13 +277,17 @@ def to_onnx(
     from gradstep.io import atomic_write_bytes
 
     path = check_destination(path, "to_onnx")
-    options = dict(
+    blob = onnx_bytes(
+        model,
         n_features=n_features,
         input_transform=input_transform,
         output_transform=output_transform,
         task=task,
         classes=classes,
+        input_name=input_name,
+        opset=opset,
+        date_parts=date_parts,
+        _what="to_onnx",
     )
-    proto = _proto(model, "to_onnx", input_name, opset, date_parts, **options)
-    atomic_write_bytes(path, proto.SerializeToString())
+    atomic_write_bytes(path, blob)
     return path

@@ -86,6 +86,7 @@ def torch_files(
     output_transform: dict | None = None,
     task: str | None = None,
     classes=None,
+    _what: str = "torch_files",
 ) -> tuple[bytes, str]:
     """The weights file's bytes and the module's text, for a caller that writes files itself.
 
@@ -110,7 +111,7 @@ def torch_files(
         task=task,
         classes=classes,
     )
-    return _files(model, weights_name, "torch_files", **options)
+    return _files(model, weights_name, _what, **options)
 
 
 def to_torch(
@@ -150,14 +151,16 @@ def to_torch(
     from gradstep.io import atomic_write_bytes
 
     path, module_path = _paths(path, module_path)
-    options = dict(
+    blob, source = torch_files(
+        model,
+        weights_name=_relative(path, module_path),
         n_features=n_features,
         input_transform=input_transform,
         output_transform=output_transform,
         task=task,
         classes=classes,
+        _what="to_torch",
     )
-    blob, source = _files(model, _relative(path, module_path), "to_torch", **options)
     existed = os.path.exists(path)
     atomic_write_bytes(path, blob)
     try:
