@@ -244,9 +244,9 @@ def test_an_empty_folder_with_overwrite_is_filled_not_refused(tmp_path):
 
 
 def test_without_renameat2_a_file_is_still_published_without_replacing(tmp_path, monkeypatch):
-    import gradstep.paths as paths
+    import gradstep.publish as publish
 
-    monkeypatch.setattr(paths, "_renameat2", lambda *a: False)
+    monkeypatch.setattr(publish, "_renameat2", lambda *a: False)
     with output_file(tmp_path / "p.csv") as f:
         f.write(b"one")
     assert (tmp_path / "p.csv").read_bytes() == b"one"
@@ -256,3 +256,58 @@ def test_without_renameat2_a_file_is_still_published_without_replacing(tmp_path,
         pathlib.Path(tmp, "model.ckpt").write_text("2")
     assert (tmp_path / "run" / "model.ckpt").read_text() == "2"
     assert sorted(os.listdir(tmp_path)) == ["p.csv", "run"]
+
+
+def _gradstep_run(folder):
+    with output_folder(folder, kind="run") as tmp:
+        pathlib.Path(tmp, "model.ckpt").write_text("old")
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_a_file_added_while_the_run_wrote_is_caught_after_the_move_and_put_back(
+    tmp_path, monkeypatch, exchange
+):
+    import gradstep.paths as paths
+    import gradstep.publish as publish
+
+    _gradstep_run(tmp_path / "run")
+    if not exchange:
+        monkeypatch.setattr(publish, "_renameat2", lambda *a: False)
+    checks = []
+    real = paths.foreign_content
+
+    def foreign(folder, kind):  # the user drops a file in right after publishing's check
+        checks.append(folder)
+        verdict = real(folder, kind)
+        if len(checks) == 3:  # two by check_output, then the one before the move
+            pathlib.Path(folder, "notes.txt").write_text("mine")
+        return verdict
+
+    monkeypatch.setattr(paths, "foreign_content", foreign)
+    with (
+        pytest.raises(InputError, match="it was put back, not replaced"),
+        output_folder(tmp_path / "run", kind="run", overwrite=True) as tmp,
+    ):
+        pathlib.Path(tmp, "model.ckpt").write_text("new")
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "run" / "model.ckpt").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_lock_file_name_taken_by_a_users_file_is_neither_used_nor_removed(tmp_path):
+    (tmp_path / ".run.gradstep-lock").write_text("my notes")
+    with pytest.raises(InputError, match="not gradstep's lock"):
+        _gradstep_run(tmp_path / "run")
+    assert (tmp_path / ".run.gradstep-lock").read_text() == "my notes"
+
+
+def test_a_file_output_that_became_a_fifo_is_not_replaced(tmp_path):
+    (tmp_path / "p.csv").write_text("old")
+    with (
+        pytest.raises(InputError, match="no longer a regular file"),
+        output_file(tmp_path / "p.csv", overwrite=True) as f,
+    ):
+        f.write(b"new")
+        os.unlink(tmp_path / "p.csv")
+        os.mkfifo(tmp_path / "p.csv")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "p.csv").st_mode)

@@ -23,21 +23,24 @@ Every command that writes goes through :func:`output_folder` or :func:`output_fi
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
-import re
 import shutil
 import stat
 import tempfile
 
 from gradstep.errors import InputError
+from gradstep.publish import (
+    PARTIAL,
+    TMP_TAG,
+    fsync_files,
+    locked,
+    publish_new,
+    publish_replace,
+    stem,
+)
 
 MARKER = ".gradstep.json"
-_PARTIAL = ".gradstep-partial"
-_TMP_TAG = ".gradstep-out"  # not io's ".gradstep-tmp": its cleaner must not match ours
-_OLD_TAG = ".gradstep-old"
-_LOCK_TAG = ".gradstep-lock"
 _SPECIAL_ROOTS = ("/dev", "/proc", "/sys")
 # Folders written by gradstep before the marker file existed, by kind: the exact names they held
 # (and one that must be there). A folder with any other name is never taken for one of these.
@@ -72,6 +75,17 @@ def umask() -> int:
 
 def _refuse(option: str, path: str, why: str):
     raise InputError(f"{option} {path!r}: {why}")
+
+
+def _refuser(option: str):
+    def refuse(path: str, why: str):
+        _refuse(option, path, why)
+
+    return refuse
+
+
+def _dir(path: str) -> str:
+    return os.path.dirname(os.path.abspath(path))
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -260,166 +274,6 @@ def _legacy_proof(folder: str, kind: str) -> bool:
         return False
 
 
-# --- publishing ----------------------------------------------------------------------------------
-_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
-
-
-def _renameat2(src: str, dst: str, flags: int) -> bool:
-    """Linux's renameat2; False where the system or file system does not have it."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except Exception:  # no libc (Windows: CDLL(None) is a TypeError), or no renameat2
-        return False
-    at_fdcwd = -100
-    if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), flags) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), dst)
-
-
-def _publish_new(tmp: str, dst: str, option: str) -> None:
-    """Move ``tmp`` to ``dst``, which must not exist (checked atomically where possible)."""
-    if os.path.isdir(tmp) and os.path.isdir(dst) and not os.path.islink(dst):
-        with contextlib.suppress(OSError):
-            os.rmdir(dst)  # an empty folder made for this output; rmdir refuses any other
-    try:
-        if _renameat2(tmp, dst, _RENAME_NOREPLACE):
-            return
-        if os.path.isdir(tmp):
-            if os.path.lexists(dst):
-                raise FileExistsError(errno.EEXIST, "exists", dst)
-            os.rename(tmp, dst)
-        else:  # claim the name exclusively, then replace our own placeholder
-            os.close(os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            os.replace(tmp, dst)
-    except (FileExistsError, OSError) as e:
-        if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-            raise
-        _refuse(option, dst, "was created by another program while this one ran; left as it is")
-
-
-def _publish_replace(tmp: str, dst: str, kind: str, option: str) -> None:
-    """Replace ``dst`` by ``tmp`` in one step; the old folder or file is then removed."""
-    if not os.path.lexists(dst) or (
-        kind != "file" and os.path.isdir(dst) and not os.path.islink(dst) and not os.listdir(dst)
-    ):
-        return _publish_new(tmp, dst, option)
-    if kind == "file":
-        os.replace(tmp, dst)
-        return None
-    why = foreign_content(dst, kind)  # again: it may have changed while we trained
-    if why:
-        _refuse(option, dst, f"{why}; it is not replaced, even with --overwrite")
-    if _renameat2(tmp, dst, _RENAME_EXCHANGE):
-        shutil.rmtree(tmp)  # now the old folder, checked above
-        return None
-    old = tempfile.mkdtemp(prefix=f".{_stem(dst)}.", suffix=_OLD_TAG, dir=_dir(dst))
-    os.rename(dst, os.path.join(old, "old"))
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        os.rename(os.path.join(old, "old"), dst)
-        raise
-    shutil.rmtree(old)
-    return None
-
-
-def _dir(path: str) -> str:
-    return os.path.dirname(os.path.abspath(path))
-
-
-def _stem(path: str) -> str:
-    """The output's name as used in its hidden temp and lock names: cut so that those stay
-    under the usual 255-byte limit for a name however long the output's own name is."""
-    return os.path.basename(path)[:200]
-
-
-# --- locking and leftovers -----------------------------------------------------------------------
-@contextlib.contextmanager
-def _locked(dst: str, option: str):
-    """Hold an exclusive lock on ``dst`` for the duration; refuse if another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; the no-replace rename still guards
-        yield
-        return
-    lock = os.path.join(_dir(dst), f".{_stem(dst)}{_LOCK_TAG}")
-    while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~umask())
-        except PermissionError:
-            _refuse(option, dst, f"cannot write in the folder {_dir(dst)!r} (permission denied)")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            _refuse(option, dst, "another gradstep command is writing it right now; try later")
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock))
-        except FileNotFoundError:
-            same = False
-        if same:  # not a lock file that its last holder removed after we opened it
-            break
-        os.close(fd)
-    try:
-        _clean_leftovers(dst)
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)
-        os.close(fd)
-
-
-def _clean_leftovers(dst: str) -> list[str]:
-    """Remove what killed gradstep commands left while writing ``dst`` (called under its lock,
-    so no live command owns them): partial folders (marked), temp files, and an old folder whose
-    replacement was interrupted (put back if ``dst`` is missing). Only names of exactly the
-    shape this module makes for ``dst`` match (``.NAME.<8 random>.gradstep-out``)."""
-    folder, name = _dir(dst), _stem(dst)
-    pattern = re.compile(
-        rf"^\.{re.escape(name)}\.[a-z0-9_]{{8}}({re.escape(_TMP_TAG)}|{re.escape(_OLD_TAG)})$"
-    )
-    removed = []
-    for entry in os.listdir(folder):
-        match = pattern.match(entry)
-        if not match:
-            continue
-        path = os.path.join(folder, entry)
-        if os.path.islink(path):
-            continue
-        if match.group(1) == _OLD_TAG and os.path.isdir(path):
-            old = os.path.join(path, "old")
-            if os.path.lexists(old) and not os.path.lexists(dst):
-                os.rename(old, dst)
-            if not os.listdir(path):
-                os.rmdir(path)
-                removed.append(entry)
-        elif os.path.isdir(path):
-            if os.path.isfile(os.path.join(path, _PARTIAL)):
-                shutil.rmtree(path)
-                removed.append(entry)
-        elif os.path.isfile(path):
-            os.unlink(path)
-            removed.append(entry)
-    return removed
-
-
-def _fsync_files(folder: str, names) -> None:
-    for name in names:
-        path = os.path.join(folder, name)
-        if os.path.isfile(path) and not os.path.islink(path):
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
 # --- the two entry points ------------------------------------------------------------------------
 @contextlib.contextmanager
 def output_folder(path, *, kind: str, inputs=(), overwrite: bool = False, option: str = "--out"):
@@ -431,23 +285,24 @@ def output_folder(path, *, kind: str, inputs=(), overwrite: bool = False, option
     """
     dst = check_output(path, kind=kind, inputs=inputs, overwrite=overwrite, option=option)
     os.makedirs(_dir(dst), mode=0o777, exist_ok=True)
-    with _locked(dst, option):
+    refuse = _refuser(option)
+    with locked(dst, refuse):
         # again, now that leftovers are cleaned: an interrupted replacement may be back
         check_output(path, kind=kind, inputs=inputs, overwrite=overwrite, option=option)
-        tmp = tempfile.mkdtemp(prefix=f".{_stem(dst)}.", suffix=_TMP_TAG, dir=_dir(dst))
+        tmp = tempfile.mkdtemp(prefix=f".{stem(dst)}.", suffix=TMP_TAG, dir=_dir(dst))
         try:
             os.chmod(tmp, 0o777 & ~umask())
-            open(os.path.join(tmp, _PARTIAL), "x").close()
+            open(os.path.join(tmp, PARTIAL), "x").close()
             yield tmp
-            os.unlink(os.path.join(tmp, _PARTIAL))
+            os.unlink(os.path.join(tmp, PARTIAL))
             files = sorted(os.listdir(tmp))
-            _fsync_files(tmp, files)  # a power cut after the swap must not find empty files
+            fsync_files(tmp, files)  # a power cut after the swap must not find empty files
             with open(os.path.join(tmp, MARKER), "x", encoding="utf-8") as f:
                 json.dump({"kind": kind, "files": files}, f)
             if overwrite:
-                _publish_replace(tmp, dst, kind, option)
+                publish_replace(tmp, dst, lambda d: foreign_content(d, kind), refuse)
             else:
-                _publish_new(tmp, dst, option)
+                publish_new(tmp, dst, refuse)
         finally:
             if os.path.isdir(tmp) and not os.path.islink(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -461,9 +316,10 @@ def output_file(path, *, inputs=(), overwrite: bool = False, option: str = "--ou
     """Write one file at ``path`` safely: yields a binary file object open on a fresh temporary
     file beside it, published only when the block ends without error."""
     dst = check_output(path, kind="file", inputs=inputs, overwrite=overwrite, option=option)
-    with _locked(dst, option):
+    refuse = _refuser(option)
+    with locked(dst, refuse):
         check_output(path, kind="file", inputs=inputs, overwrite=overwrite, option=option)
-        fd, tmp = tempfile.mkstemp(prefix=f".{_stem(dst)}.", suffix=_TMP_TAG, dir=_dir(dst))
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem(dst)}.", suffix=TMP_TAG, dir=_dir(dst))
         try:
             os.fchmod(fd, 0o666 & ~umask())
             with os.fdopen(fd, "wb") as f:
@@ -471,9 +327,9 @@ def output_file(path, *, inputs=(), overwrite: bool = False, option: str = "--ou
                 f.flush()
                 os.fsync(f.fileno())
             if overwrite:
-                _publish_replace(tmp, dst, "file", option)
+                publish_replace(tmp, dst, None, refuse)
             else:
-                _publish_new(tmp, dst, option)
+                publish_new(tmp, dst, refuse)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
