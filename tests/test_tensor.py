@@ -100,7 +100,7 @@ def test_zero_dim_results_are_arrays():
     y = x.exp().log().sigmoid()
     assert isinstance(y.data, np.ndarray) and y.shape == ()
     y.backward()
-    assert isinstance(x.grad, np.ndarray) and x.grad.shape == ()
+    assert isinstance(x.grad.data, np.ndarray) and x.grad.shape == ()
 
 
 def test_transpose_conventions():

@@ -20,7 +20,10 @@ from gradstep.operands import (
 )
 from gradstep.ops import activation, elementwise, linalg
 from gradstep.ops import shape as shape_ops
+from gradstep.tensor_inplace import InPlace
 from gradstep.tensor_torch import TorchNames
+
+_new = object.__new__
 
 
 def _ints_first(index):
@@ -36,7 +39,7 @@ def _ints_first(index):
     return first, tuple(i for i, k in zip(index, ints) if not k)
 
 
-class Tensor(TorchNames):
+class Tensor(TorchNames, InPlace):
     """An n-dimensional array with reverse-mode automatic differentiation.
 
     Parameters
@@ -51,13 +54,13 @@ class Tensor(TorchNames):
     Attributes
     ----------
     data : numpy.ndarray
-    grad : numpy.ndarray or None
-        Same shape and dtype as ``data``; filled (accumulated) by ``backward()``.
+    grad : Tensor or None
+        Same shape and dtype as ``data``; filled (accumulated) by ``backward()``; a view of the
+        gradient array (``grad.data``), so in-place changes (``grad.zero_()``) reach it.
     """
 
     # _home: where an optimizer keeps this parameter's gradient (set by optim.FlatGroup only)
     __slots__ = ("data", "_grad", "requires_grad", "_node", "_home", "__weakref__")
-    __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
     __hash__ = object.__hash__  # == is elementwise, identity stays the hash
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -83,11 +86,35 @@ class Tensor(TorchNames):
 
     @property
     def grad(self):
-        """The gradient array filled by ``backward()`` (None before the first one)."""
-        return self._grad
+        """The gradient filled by ``backward()``, as a Tensor (None before the first one).
+
+        It is a view of the gradient array itself, made on each read (no copy): as in PyTorch,
+        ``w.grad.zero_()`` zeroes the gradient, ``w.grad.data`` / ``w.grad.numpy()`` are that
+        array, and the next ``backward()`` adds into it. The engine and the optimizers use the
+        array directly and never make this view, so it costs nothing in a training step.
+        """
+        g = self._grad
+        if g is None:
+            return None
+        if autograd._tracer is not None:
+            autograd._tracer.record_grad_read(self)
+        view = _new(Tensor)
+        view.data = g
+        view._grad = None
+        view.requires_grad = False
+        view._node = None
+        return view
 
     @grad.setter
     def grad(self, value) -> None:
+        if isinstance(value, Tensor):
+            value = value.data
+        elif value is not None:
+            value = _to_array(value, self.data.dtype)
+        if value is not None and value.shape != self.data.shape:
+            raise ValueError(
+                f"assigned grad has shape {value.shape}, the tensor has shape {self.data.shape}"
+            )
         self._grad = value
         if autograd._tracer is not None:  # `w.grad = None` inside a compiled step is replayed
             autograd._tracer.record_set_grad(self, value)

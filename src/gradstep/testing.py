@@ -49,7 +49,7 @@ def gradcheck(
     for i, t in enumerate(tensors):
         if not t.requires_grad:
             continue
-        analytic = t.grad if t.grad is not None else np.zeros_like(t.data)
+        analytic = t._grad if t._grad is not None else np.zeros_like(t.data)
         if analytic.shape != t.shape or analytic.dtype != t.dtype:
             raise GradcheckError(
                 f"input {i}: gradient has shape {analytic.shape} and dtype {analytic.dtype}, "
@@ -113,6 +113,6 @@ def compare_with_torch(gs_fn: Callable, torch_fn: Callable, *arrays, rtol=1e-8, 
     th_out.backward(torch.tensor(upstream))
     for i, (g, t) in enumerate(zip(gs_in, th_in)):
         tg = np.zeros(g.shape) if t.grad is None else t.grad.numpy()
-        gg = np.zeros(g.shape) if g.grad is None else g.grad
+        gg = np.zeros(g.shape) if g._grad is None else g._grad
         np.testing.assert_allclose(gg, tg, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
-    return gs_out, [g.grad for g in gs_in]
+    return gs_out, [g._grad for g in gs_in]

@@ -120,7 +120,7 @@ def test_gradient_has_input_shape_and_dtype(case: OpCase, dtype, data) -> None:
         if leaf.grad is not None:
             assert leaf.grad.shape == leaf.shape
             assert leaf.grad.dtype == dtype
-            assert isinstance(leaf.grad, np.ndarray)
+            assert isinstance(leaf.grad.data, np.ndarray)
 
 
 FINITE = [c for c in CASES if c.finite_at_1000]

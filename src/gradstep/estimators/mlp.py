@@ -291,7 +291,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                     f"gradient descent diverged at update {step + 1} (loss "
                     f"{self.loss_curve_[-1]:.3g}); lower learning_rate={self.learning_rate}"
                 )
-            if max(np.abs(p.grad).max() for p in layer.parameters()) < self.tol:
+            if max(np.abs(p._grad).max() for p in layer.parameters()) < self.tol:
                 break
             opt.step()
         self.n_iter_ = step + 1

@@ -13,7 +13,7 @@ def gradient(f: Callable[[Tensor], Tensor], theta) -> np.ndarray:
     """The exact gradient of scalar f at theta (float64), by backpropagation."""
     t = Tensor(np.asarray(theta, np.float64), requires_grad=True, dtype=np.float64)
     f(t).backward()
-    return t.grad.copy()
+    return t._grad.copy()
 
 
 def hessian(f: Callable[[Tensor], Tensor], theta, eps: float = 1e-5) -> np.ndarray:

@@ -61,8 +61,8 @@ def gradient_descent_path(
             break
         w.grad = b.grad = None
         L.backward()
-        w.data = w.data - lr * w.grad
-        b.data = b.data - lr * b.grad
+        w.data = w.data - lr * w._grad
+        b.data = b.data - lr * b._grad
     return np.array(path)
 
 

@@ -154,10 +154,10 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
-            if set_to_none or p.grad is None:
+            if set_to_none or p._grad is None:
                 p.grad = None
             else:
-                p.grad.fill(0)
+                p._grad.fill(0)
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> OrderedDict:

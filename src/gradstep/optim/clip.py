@@ -16,7 +16,7 @@ def clip_grad_norm_(parameters, max_norm: float) -> float:
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    grads = [p.grad for p in parameters if p.grad is not None]
+    grads = [p._grad for p in parameters if p._grad is not None]
     if not grads:
         return 0.0
     total = float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads)))

@@ -137,6 +137,14 @@ class Tracer:
         if id(t) in self.expr or t.requires_grad:
             self.fail(f"the step reads a tensor's value ({what}), so it may depend on the data")
 
+    def record_inplace(self, what: str) -> None:
+        if not self.depth:  # NumPy writes into an array: nothing a replay would repeat
+            self.fail(f"the step changes a tensor in place ({what}); use a gs.replayable function")
+
+    def record_grad_read(self, t) -> None:
+        if not self.depth:  # a replay would read the gradient of the trace's run
+            self.fail("the step reads a .grad (a replay cannot follow Python code on it)")
+
     def record_set_grad(self, t, value) -> None:
         if self.depth:
             return
