@@ -142,3 +142,27 @@ def test_infinite_results_of_log_div_exp_sqrt_are_values_not_warnings():
         out.sum().backward()
         ref.sum().backward()
         np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+
+
+def test_numpy_warnings_stay_inside_the_ops_but_user_code_still_warns():
+    """Outside pytest (whose filterwarnings=error comes first), an overflow inside an op gives
+    inf silently, as PyTorch does, even under ``python -W error``; the user's NumPy does not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, gradstep as gs\n"
+        "x = gs.tensor(np.float32([1e30, 1e30]), requires_grad=True)\n"
+        "y = (x * x * x).sum()\n"
+        "y.backward()\n"
+        "print(float(y), x.grad.tolist(), (x * 0).log().tolist())\n"
+        "try:\n"
+        "    np.float32([1e30]) * np.float32([1e30])\n"
+        "except RuntimeWarning:\n"
+        "    print('user warned')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert run.stderr == ""
+    assert run.stdout.splitlines() == ["inf [inf, inf] [-inf, -inf]", "user warned"]

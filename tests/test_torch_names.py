@@ -331,7 +331,8 @@ def test_steps_masks_and_closeness():
         ("SiLU()", "SiLU()"),
         ("ELU(0.5)", "ELU(0.5)"),
         ("SELU()", "SELU()"),
-        ("GELU()", "GELU(approximate='tanh')"),
+        ("GELU()", "GELU()"),
+        ("GELU('tanh')", "GELU(approximate='tanh')"),
         ("Hardtanh(-2.0, 1.5)", "Hardtanh(-2.0, 1.5)"),
         ("ReLU6()", "ReLU6()"),
         ("LogSigmoid()", "LogSigmoid()"),
@@ -484,6 +485,8 @@ def test_a_layer_built_with_float64_is_float64():
 
 
 GATHER = np.random.default_rng(5).integers(0, 4, (3, 2, 5))  # repeats: gradients add
+SCATTER = np.stack([np.random.default_rng(k).permutation(4)[:2] for k in range(15)], -1)
+SCATTER = SCATTER.reshape(2, 3, 5).transpose(1, 0, 2)  # (3, 2, 5), distinct along dim 1
 INDEX_CALLS = [
     ("gather", lambda t, m: t.gather(1, m.tensor(GATHER))),
     ("index_select", lambda t, m: t.index_select(2, m.tensor([4, 0, 4]))),
@@ -495,6 +498,25 @@ INDEX_CALLS = [
     ("sort values", lambda t, m: t.sort(dim=1)[0]),
     ("sort desc values", lambda t, m: t.sort(dim=-1, descending=True).values),
     ("topk values", lambda t, m: t.topk(2, dim=1).values),
+    ("scatter", lambda t, m: t.scatter(1, m.tensor(SCATTER), t[:, :2] * 3)),
+    ("scatter value", lambda t, m: t.scatter(2, m.tensor(GATHER), value=-2.0)),
+    ("scatter_add", lambda t, m: t.scatter_add(1, m.tensor(SCATTER), t[:, 1:3] * 2)),
+    ("scatter_add repeats", lambda t, m: t.scatter_add(1, m.tensor(GATHER[..., :4]), t[:, :2, :4])),
+    ("prod dim", lambda t, m: t.prod(1)),
+    ("prod with zeros", lambda t, m: (t * (t > 0.3)).prod(dim=2, keepdim=True)),
+    ("norm", lambda t, m: t.norm()),
+    ("norm p dim", lambda t, m: t.norm(3, dim=1)),
+    ("norm inf", lambda t, m: t.norm(float("inf"), dim=(0, 2))),
+    ("norm 1 keepdim", lambda t, m: t.norm(p=1, dim=-1, keepdim=True)),
+    ("einsum batch matmul", lambda t, m: m.einsum("bij,bkj->bik", t, t * 2)),
+    ("einsum implicit", lambda t, m: m.einsum("ijk,ijl", t, t.exp())),
+    ("einsum diagonal", lambda t, m: m.einsum("ii->i", t[0, :, :4])),
+    ("einsum ellipsis", lambda t, m: m.einsum("...j,j->...", t, t[0, 0])),
+    ("pad reflect", lambda t, m: m.nn.functional.pad(t, (2, 1, 1, 2), mode="reflect")),
+    ("pad replicate", lambda t, m: m.nn.functional.pad(t, (3, 0), mode="replicate")),
+    ("pad circular", lambda t, m: m.nn.functional.pad(t, (1, 2, 2, 1), mode="circular")),
+    ("gelu exact", lambda t, m: m.nn.functional.gelu(t * 3)),
+    ("GELU module", lambda t, m: m.nn.GELU()(t * 3)),
 ]
 
 

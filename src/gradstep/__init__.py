@@ -26,7 +26,7 @@ from gradstep.autograd import (
     replayable,
 )
 from gradstep.backend import default_dtype, get_default_dtype, set_default_dtype
-from gradstep.functional import cat, concatenate, stack, where
+from gradstep.functional import cat, concatenate, einsum, stack, where
 from gradstep.io import load, save
 from gradstep.random import default_generator, manual_seed
 from gradstep.tensor import Tensor
@@ -169,6 +169,45 @@ _NAMESPACE = [
     "permute",
     "unsqueeze",
     "squeeze",
+    "prod",
+    "norm",
+    "cumsum",
+    "var",
+    "std",
+    "all",
+    "any",
+    "sin",
+    "cos",
+    "log1p",
+    "expm1",
+    "log2",
+    "rsqrt",
+    "sign",
+    "floor",
+    "ceil",
+    "round",
+    "maximum",
+    "minimum",
+    "pow",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "isnan",
+    "isfinite",
+    "isclose",
+    "allclose",
+    "gather",
+    "scatter",
+    "scatter_add",
+    "index_select",
+    "masked_fill",
+    "sort",
+    "topk",
+    "flip",
+    "tril",
+    "triu",
 ]
 for _name in _NAMESPACE:
     globals()[_name] = _namespace(_name)
@@ -188,6 +227,7 @@ def __getattr__(name: str):
 
 
 __all__ = [  # the torch-style namespace functions, then the rest
+    "einsum",
     "eye",
     "full",
     "linspace",

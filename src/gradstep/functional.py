@@ -90,13 +90,15 @@ def logsigmoid(x) -> Tensor:
     return -softplus(-_tf(x))
 
 
-def gelu(x, approximate: str = "tanh") -> Tensor:
-    """x * Phi(x), in PyTorch's tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-    (The exact form needs erf, which NumPy does not have; only ``approximate="tanh"`` is
-    offered rather than a second-rate erf.)"""
-    if approximate != "tanh":
-        raise ValueError("gelu: only approximate='tanh' is available (NumPy has no erf)")
+def gelu(x, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF (PyTorch's default, ``approximate="none"``), or
+    PyTorch's tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) with
+    ``approximate="tanh"``."""
     x = _tf(x)
+    if approximate == "none":
+        return activation.GELU.apply(x)
+    if approximate != "tanh":
+        raise ValueError(f"gelu: approximate is 'none' or 'tanh', got {approximate!r}")
     c = np.asarray(np.sqrt(2 / np.pi), dtype=x.dtype)
     k = np.asarray(0.044715, dtype=x.dtype)
     return x * 0.5 * (1 + (c * (x + k * x * x * x)).tanh())
@@ -186,17 +188,36 @@ def one_hot(labels, num_classes: int = -1) -> Tensor:
     return Tensor((labels[..., None] == np.arange(n)).astype(np.int64))
 
 
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
 def pad(x, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
-    """PyTorch's pad: ``pad`` lists (before, after) pairs from the last dimension backwards;
-    constant mode only. The gradient is the input's part of the upstream gradient."""
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is available, got {mode!r}")
-    if len(pad) % 2:
-        raise ValueError(f"pad: needs (before, after) pairs, got {pad}")
+    """PyTorch's pad: ``pad`` lists (before, after) pairs from the last dimension backwards.
+
+    ``mode``: "constant" (``value``), "reflect" (mirrored, the edge not repeated),
+    "replicate" (the edge repeated) or "circular" (wrapped around). The gradient is the
+    input's part of the upstream gradient; in the other modes a cell read twice gets both.
+    """
+    if len(pad) % 2 or len(pad) // 2 > np.ndim(_raw(x)):
+        raise ValueError(f"pad: needs (before, after) pairs for at most x.ndim dims, got {pad}")
     x = _t(x)
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if mode in _PAD_MODES:
+        out = x
+        for d, (a, b) in enumerate(widths):
+            if a or b:
+                n = x.shape[d]
+                if a < 0 or b < 0 or (mode == "reflect" and max(a, b) >= n) or n == 0:
+                    raise ValueError(
+                        f"pad: {mode} padding of ({a}, {b}) does not fit dimension {d} of size {n}"
+                    )
+                src = np.pad(np.arange(n), (a, b), mode=_PAD_MODES[mode])
+                out = out.index_select(d, src)
+        return out
+    if mode != "constant":
+        raise ValueError(f"pad: mode is constant, reflect, replicate or circular, got {mode!r}")
     shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
     inner = tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))
     mask = np.zeros(shape, dtype=bool)
@@ -204,6 +225,25 @@ def pad(x, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
     index = np.cumsum(mask.reshape(-1)) - 1  # where each padded cell reads from in x
     flat = x.reshape(-1)[np.where(mask.reshape(-1), index, 0)]
     return where(mask, flat.reshape(shape), np.asarray(value, dtype=x.dtype))
+
+
+def einsum(subscripts: str, *operands) -> Tensor:
+    """NumPy's and PyTorch's einsum (``...`` and the implicit output included), with the
+    gradient of every operand. ``einsum("ij,jk", [a, b])`` (a list) is taken too."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    tensors = _same_dtype("einsum", list(operands))
+    return linalg.Einsum.apply(*tensors, subscripts=subscripts)
+
+
+def norm(x, p=2, dim=None, keepdim: bool = False) -> Tensor:
+    """The p-norm over ``dim`` (all elements by default): p = 2 ("fro"), 1, inf, -inf, 0 or
+    any other number."""
+    return _t(x).norm(p, dim, keepdim)
+
+
+def prod(x, dim=None, keepdim: bool = False) -> Tensor:
+    return _t(x).prod(dim, keepdim)
 
 
 def _same_dtype(name: str, tensors: list) -> list:

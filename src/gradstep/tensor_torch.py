@@ -46,6 +46,17 @@ def _keep(keepdim, keepdims) -> bool:
     return bool(keepdim if keepdims is None else keepdims)
 
 
+def _no_out(name: str, out) -> None:
+    """NumPy's ``np.sum(t)`` calls ``t.sum(axis=, out=None, ...)``: ``out`` is taken but must
+    be None (a tensor's result is a new tensor)."""
+    if out is not None:
+        raise TypeError(f"{name}: out= is not supported; use the returned tensor")
+
+
+def _as(t, dtype):
+    return t if dtype is None else t.astype(dtype)
+
+
 def _arg(fn, axis, keepdims):
     """A derived (no-gradient, traceable) index computation: argmax/argmin along ``axis``."""
 
@@ -88,12 +99,30 @@ class TorchNames:
     __slots__ = ()
 
     # --- reductions with dim= / keepdim= --------------------------------------------------------
-    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return reduce.Sum.apply(self, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None, out=None):
+        _no_out("sum", out)
+        x = _as(self, dtype)
+        return reduce.Sum.apply(x, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
 
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        x = _floating(self)  # the mean of integers is a float of the default dtype
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None, out=None):
+        _no_out("mean", out)
+        x = _floating(_as(self, dtype))  # the mean of integers is a float of the default dtype
         return reduce.Mean.apply(x, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
+
+    def prod(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None, out=None):
+        """The product over ``dim`` (all elements by default); its gradient is exact at zeros."""
+        _no_out("prod", out)
+        x = _as(self, dtype)
+        return reduce.Prod.apply(x, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims))
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        """The p-norm over ``dim`` (all elements by default): "fro" or 2, 1, inf, -inf, 0 (the
+        count of non-zeros) or any other p. The gradient at a zero norm is 0, as PyTorch's."""
+        if p in ("fro", None):
+            p = 2
+        elif isinstance(p, str):
+            raise ValueError(f"norm: p is a number or 'fro', got {p!r}")
+        return reduce.Norm.apply(_floating(self), p=float(p), axis=dim, keepdims=bool(keepdim))
 
     def _extreme(self, op, arg, dim, keepdim, axis, keepdims):
         keep = _keep(keepdim, keepdims)
@@ -104,14 +133,16 @@ class TorchNames:
         values = op.apply(self, axis=dim, keepdims=keep)
         return ValuesIndices(values, _derived(_arg(arg, dim, keep), self))
 
-    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
         """``x.max()``: the maximum; ``x.max(dim)``: PyTorch's ``(values, indices)`` along
         ``dim``; ``x.max(axis=d)``: NumPy's values. Tied maxima share the gradient (as
         ``torch.amax``)."""
+        _no_out("max", out)
         return self._extreme(reduce.Max, np.argmax, dim, keepdim, axis, keepdims)
 
-    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
         """As :meth:`max`, for the minimum."""
+        _no_out("min", out)
         return self._extreme(reduce.Min, np.argmin, dim, keepdim, axis, keepdims)
 
     def amax(self, dim=None, keepdim=False):
@@ -144,11 +175,13 @@ class TorchNames:
     def cumsum(self, dim=None, *, axis=None):
         return reduce.Cumsum.apply(self, axis=_dim(dim, axis, 0))
 
-    def all(self, dim=None, keepdim=False):
-        return _derived(_arg(np.all, dim, keepdim), self)
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        _no_out("all", out)
+        return _derived(_arg(np.all, _dim(dim, axis), _keep(keepdim, keepdims)), self)
 
-    def any(self, dim=None, keepdim=False):
-        return _derived(_arg(np.any, dim, keepdim), self)
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        _no_out("any", out)
+        return _derived(_arg(np.any, _dim(dim, axis), _keep(keepdim, keepdims)), self)
 
     # --- elementwise math -----------------------------------------------------------------------
     def sin(self):
@@ -210,6 +243,36 @@ class TorchNames:
         grid = list(np.indices(idx.shape, sparse=True))
         grid[dim % self.ndim] = idx
         return self[tuple(grid)]
+
+    def scatter(self, dim: int, index, src=None, *, value=None, reduce=None):
+        """A copy with ``src`` (a tensor or a number; or ``value=``) written at ``index`` along
+        ``dim``: ``out[i][index[i][j]] = src[i][j]`` for dim 1. ``reduce="add"`` adds."""
+        if reduce not in (None, "add", "sum"):
+            raise ValueError(f"scatter: reduce is None or 'add', got {reduce!r}")
+        src = value if src is None else src
+        if src is None:
+            raise TypeError("scatter needs src or value")
+        return self._scatter(dim, index, src, reduce is not None)
+
+    def scatter_add(self, dim: int, index, src):
+        """A copy with ``src`` added at ``index`` along ``dim`` (repeated indices add up)."""
+        return self._scatter(dim, index, src, True)
+
+    def _scatter(self, dim, index, src, add):
+        from gradstep.ops.indexing import Scatter
+
+        index = index if isinstance(index, TorchNames) else np.asarray(index)
+        if isinstance(src, (TorchNames, np.ndarray, list)):
+            src = self._like(src)
+        return Scatter.apply(self, index, src, dim=dim, add=add)
+
+    def _like(self, other):
+        """``other`` as a tensor of this tensor's dtype (for ops that need one dtype)."""
+        if isinstance(other, TorchNames):
+            if other.dtype != self.dtype:
+                raise TypeError(f"expected dtype {self.dtype}, got a tensor of {other.dtype}")
+            return other
+        return type(self)(np.asarray(other, dtype=self.dtype))
 
     def index_select(self, dim: int, index):
         idx = np.asarray(getattr(index, "data", index)).astype(np.int64).reshape(-1)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import gradstep as gs
 import gradstep.functional as F
 
 
@@ -89,6 +90,32 @@ def _t_ce(x):
     torch = _torch()
     n, c = x.shape
     return torch.nn.functional.cross_entropy(x, torch.as_tensor(_labels(n, c)))
+
+
+def _np_gelu(x):
+    from scipy.special import erfc
+
+    return 0.5 * x * erfc(-x / np.sqrt(2))
+
+
+def _pad_widths(x, before, after):
+    return [(0, 0)] * (x.ndim - 1) + [(before, after)]
+
+
+def _scatter_index(shape):
+    """An index for scatter_add along axis 0 with repeats (row i goes to row 2i mod n)."""
+    n = shape[0]
+    rows = ((np.arange(n) * 2) % n).reshape((n,) + (1,) * (len(shape) - 1))
+    return np.broadcast_to(rows, shape).copy()  # writable: torch warns on a read-only array
+
+
+def _np_scatter_add(x):
+    out = x.copy()
+    idx = _scatter_index(x.shape)
+    grid = list(np.indices(x.shape, sparse=True))
+    grid[0] = idx
+    np.add.at(out, tuple(grid), 2 * x)
+    return out
 
 
 def _tf(name):
@@ -173,9 +200,16 @@ CASES = [
     ),
     OpCase(
         "gelu_tanh",
-        F.gelu,
+        lambda x: F.gelu(x, approximate="tanh"),
         lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3))),
         lambda x: _torch().nn.functional.gelu(x, approximate="tanh"),
+    ),
+    OpCase(
+        "gelu",
+        F.gelu,
+        _np_gelu,
+        _tf("gelu"),
+        finite_at_1000=True,
     ),
     OpCase(
         "softplus_beta",
@@ -256,6 +290,68 @@ CASES = [
         nonempty=True,
     ),
     OpCase("max", lambda x: x.max(), np.max, _treduce("amax"), nonempty=True),
+    OpCase("prod", lambda x: x.prod(), np.prod, lambda x: x.prod()),
+    OpCase(
+        "prod_last_keep",
+        lambda x: x.prod(-1, keepdim=True),
+        lambda x: np.prod(x, axis=-1, keepdims=True),
+        lambda x: x.prod(-1, keepdim=True),
+        min_dims=1,
+    ),
+    OpCase(
+        "norm",
+        lambda x: x.norm(),
+        lambda x: np.sqrt(np.sum(x * x)),
+        lambda x: x.norm(),
+        domain=("nonzero",),
+        nonempty=True,
+    ),
+    OpCase(
+        "norm_p3_last",
+        lambda x: x.norm(3, dim=-1),
+        lambda x: np.sum(np.abs(x) ** 3, axis=-1) ** (1 / 3),
+        lambda x: x.norm(3, dim=-1),
+        domain=("nonzero",),
+        min_dims=1,
+        nonempty=True,
+    ),
+    OpCase(
+        "norm_1_first_keep",
+        lambda x: x.norm(1, dim=0, keepdim=True),
+        lambda x: np.sum(np.abs(x), axis=0, keepdims=True),
+        lambda x: x.norm(1, dim=0, keepdim=True),
+        domain=("nonzero",),
+        min_dims=1,
+        nonempty=True,
+    ),
+    OpCase(
+        "scatter_add",
+        lambda x: x.scatter_add(0, _scatter_index(x.shape), x * 2),
+        _np_scatter_add,
+        lambda x: x.scatter_add(0, _torch().as_tensor(_scatter_index(x.shape)), x * 2),
+        min_dims=1,
+        nonempty=True,
+    ),
+    OpCase(
+        "pad_replicate",
+        lambda x: F.pad(x, (2, 1), mode="replicate"),
+        lambda x: np.pad(x, _pad_widths(x, 2, 1), mode="edge"),
+        lambda x: _tf("pad")(
+            x.reshape((1,) * (3 - x.ndim) + x.shape), (2, 1), mode="replicate"
+        ).reshape(x.shape[:-1] + (x.shape[-1] + 3,)),
+        min_dims=1,
+        nonempty=True,
+    ),
+    OpCase(
+        "pad_circular",
+        lambda x: F.pad(x, (1, 1), mode="circular"),
+        lambda x: np.pad(x, _pad_widths(x, 1, 1), mode="wrap"),
+        lambda x: _tf("pad")(
+            x.reshape((1,) * (3 - x.ndim) + x.shape), (1, 1), mode="circular"
+        ).reshape(x.shape[:-1] + (x.shape[-1] + 2,)),
+        min_dims=1,
+        nonempty=True,
+    ),
     OpCase(
         "max_last_keep",
         lambda x: x.max(axis=-1, keepdims=True),
@@ -382,6 +478,24 @@ CASES = [
         np.matmul,
         lambda a, b: a @ b,
         kind="matmul",
+        domain=("real", "real"),
+    ),
+    OpCase(
+        "einsum_matmul",
+        lambda a, b: gs.einsum("...ij,...jk->...ik", a, b) if a.ndim > 1 and b.ndim > 1 else a @ b,
+        np.matmul,
+        lambda a, b: (
+            _torch().einsum("...ij,...jk->...ik", a, b) if a.ndim > 1 and b.ndim > 1 else a @ b
+        ),
+        kind="matmul",
+        domain=("real", "real"),
+    ),
+    OpCase(
+        "einsum_outer_trace",
+        lambda a, b: gs.einsum("i,j->ij", a.reshape(-1), b.reshape(-1)),
+        lambda a, b: np.einsum("i,j->ij", a.reshape(-1), b.reshape(-1)),
+        lambda a, b: _torch().einsum("i,j->ij", a.reshape(-1), b.reshape(-1)),
+        kind="same",
         domain=("real", "real"),
     ),
     OpCase(

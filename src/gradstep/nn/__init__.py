@@ -1,8 +1,8 @@
 """Neural-network building blocks with PyTorch's names and state_dict layout."""
 
-from gradstep.nn import init
+from gradstep.nn import functional, init
 from gradstep.nn.activations import ELU, GELU, SELU, Hardtanh, LogSigmoid, ReLU6, SiLU
-from gradstep.nn.extra import Embedding, LayerNorm
+from gradstep.nn.extra import BatchNorm1d, Embedding, LayerNorm
 from gradstep.nn.layers import (
     Dropout,
     Flatten,
@@ -31,6 +31,8 @@ from gradstep.nn.loss import (
 from gradstep.nn.module import Module, Parameter
 
 __all__ = [
+    "BatchNorm1d",
+    "functional",
     "Embedding",
     "LayerNorm",
     "BCELoss",

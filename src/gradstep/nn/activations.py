@@ -33,12 +33,12 @@ class SELU(Module):
 
 
 class GELU(Module):
-    """PyTorch's GELU with ``approximate="tanh"`` (the exact form needs erf; see F.gelu)."""
+    """PyTorch's GELU: exact (x Phi(x)) by default, or its tanh form (``approximate="tanh"``)."""
 
-    def __init__(self, approximate: str = "tanh"):
+    def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate != "tanh":
-            raise ValueError("GELU: only approximate='tanh' is available (NumPy has no erf)")
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate is 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:

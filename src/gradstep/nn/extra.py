@@ -8,6 +8,7 @@ import numpy as np
 
 from gradstep.backend import get_default_dtype
 from gradstep.nn.module import Module, Parameter
+from gradstep.ops.normalization import BatchNorm
 from gradstep.random import default_generator
 from gradstep.tensor import Tensor
 
@@ -84,4 +85,71 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
+
+
+class BatchNorm1d(Module):
+    """PyTorch's BatchNorm1d over (N, C) or (N, C, L) input: in training, each channel is
+    normalised by this batch's mean and (biased) variance, and the running statistics move
+    towards them (``momentum``; None: the cumulative average); in eval(), the running
+    statistics are used. State_dict keys are PyTorch's: weight, bias, running_mean,
+    running_var, num_batches_tracked, so a torch state_dict loads as it is."""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype=None,
+    ):
+        super().__init__()
+        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
+            raise ValueError(
+                f"BatchNorm1d: num_features must be a positive integer, got {num_features!r}"
+            )
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        dt = dtype or get_default_dtype()
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dt), dtype=dt)
+            self.bias = Parameter(np.zeros(num_features, dt), dtype=dt)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dt), dtype=dt))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dt), dtype=dt))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"BatchNorm1d({self.num_features}): expected input of shape (N, "
+                f"{self.num_features}) or (N, {self.num_features}, L), got {x.shape}"
+            )
+        weight, bias = (self.weight, self.bias) if self.affine else (None, None)
+        axes = (0,) if x.ndim == 2 else (0, 2)
+        if self.training or not self.track_running_stats:
+            track = self.training and self.track_running_stats
+            return BatchNorm.apply(
+                x,
+                weight,
+                bias,
+                axes=axes,
+                eps=self.eps,
+                stats=self if track else None,
+                momentum=self.momentum,
+            )
+        # eval: ops on the buffers (not their arrays), so a compiled step reads them anew
+        shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
+        eps = np.asarray(self.eps, dtype=self.running_var.dtype)
+        scale = (self.running_var + eps).rsqrt().reshape(shape)
+        out = (x - self.running_mean.reshape(shape)) * scale
+        if self.affine:
+            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
         )

@@ -115,3 +115,25 @@ class Dropout(Function):
 
     def backward(self, g):
         return g * self.mask, None, None
+
+
+class GELU(Function):
+    """y = x Phi(x), Phi the standard normal CDF, written erfc(-x / sqrt 2) / 2 (no
+    cancellation for negative x);  dy/dx = Phi(x) + x phi(x), phi the normal density.
+
+    erfc comes from SciPy (installed with scikit-learn), imported on first use so the engine
+    still imports NumPy alone.
+    """
+
+    def forward(self, x):
+        from scipy.special import erfc
+
+        self.x = x
+        self.cdf = (0.5 * erfc(-x / np.sqrt(2.0))).astype(x.dtype, copy=False)
+        return x * self.cdf
+
+    def backward(self, g):
+        x = self.x
+        with np.errstate(over="ignore"):  # x^2 overflowing gives exp(-inf) = 0, the limit
+            pdf = np.exp(-0.5 * x * x) / np.asarray(np.sqrt(2 * np.pi), dtype=x.dtype)
+        return g * (self.cdf + x * pdf)

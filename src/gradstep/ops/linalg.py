@@ -90,3 +90,78 @@ class Linear(Function):
             if nb:
                 gb = g2.sum(axis=0, out=s and s.get("g2", w, w.shape[:1]))
         return gx, gw, gb
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def parse_einsum(subscripts: str, shapes: list) -> tuple[list, str]:
+    """Explicit subscripts for each operand and the output: ``...`` spelled out in unused
+    letters (right-aligned, as broadcasting), and NumPy's implicit output (the letters seen
+    once, in order) made explicit."""
+    spec = subscripts.replace(" ", "")
+    ins, arrow, out = spec.partition("->")
+    parts = ins.split(",")
+    if len(parts) != len(shapes):
+        raise ValueError(f"einsum: {subscripts!r} names {len(parts)} operands, got {len(shapes)}")
+    for part in parts + [out]:
+        if any(c not in _LETTERS and c != "." for c in part):
+            raise ValueError(f"einsum: {subscripts!r}: subscripts are letters and '...'")
+    free = [c for c in _LETTERS if c not in spec]
+    widths = [len(s) - len(p.replace("...", "")) for s, p in zip(shapes, parts)]
+    n_ell = max([n for n, p in zip(widths, parts) if "..." in p] or [0])
+    ell = "".join(free[:n_ell])
+    explicit = []
+    for p, shape, n in zip(parts, shapes, widths):
+        if "..." in p:
+            p = p.replace("...", ell[n_ell - n :] if n else "")
+        if len(p) != len(shape):
+            raise ValueError(f"einsum: {p!r} has {len(p)} letters for an operand of shape {shape}")
+        explicit.append(p)
+    if arrow:
+        out = out.replace("...", ell)
+    else:
+        letters = "".join(explicit)
+        out = ell + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ell)
+        )
+    return explicit, out
+
+
+class Einsum(Function):
+    """y = einsum(subscripts, *operands);  the gradient of operand i is the einsum of the
+    upstream gradient with the other operands onto operand i's letters (broadcast along the
+    letters only it has; written into the diagonal for a repeated letter, as in "ii->i")."""
+
+    def forward(self, *arrays, subscripts):
+        self.ins, self.out = parse_einsum(subscripts, [a.shape for a in arrays])
+        self.arrays = arrays
+        spec = ",".join(self.ins) + "->" + self.out
+        return np.asarray(np.einsum(spec, *arrays, optimize=len(arrays) > 2))
+
+    def backward(self, g):
+        sizes: dict = {}
+        for s, a in zip(self.ins, self.arrays):
+            for c, n in zip(s, a.shape):
+                if sizes.get(c, 1) == 1:  # a letter of size 1 in one operand may broadcast
+                    sizes[c] = n
+        grads = []
+        for i, s in enumerate(self.ins):
+            if not self.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            subs = [t for j, t in enumerate(self.ins) if j != i] + [self.out]
+            ops = [x for j, x in enumerate(self.arrays) if j != i] + [g]
+            seen = set("".join(subs))
+            uniq = "".join(dict.fromkeys(s))
+            part = np.einsum(",".join(subs) + "->" + "".join(c for c in uniq if c in seen), *ops)
+            for k, c in enumerate(uniq):
+                if c not in seen:  # only this operand has it: the gradient is the same along it
+                    part = np.expand_dims(part, k)
+            part = np.broadcast_to(part, [sizes[c] for c in uniq])
+            if len(uniq) < len(s):
+                full = np.zeros([sizes[c] for c in s], dtype=g.dtype)
+                np.einsum(f"{s}->{uniq}", full)[...] = part  # a writable view of the diagonal
+                part = full
+            grads.append(part.astype(g.dtype, copy=False))
+        return tuple(grads)

@@ -130,3 +130,78 @@ class LogSumExp(Function):
 
     def backward(self, g):
         return _expand(g, self.x.shape, self.axes, self.keepdims) * np.exp(self.x - self.y)
+
+
+def _others_product(x, axes):
+    """For each element, the product of the other elements reduced with it over ``axes``:
+    exclusive products from the left times those from the right, so zeros need no division."""
+    rest = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(x, rest + list(axes))
+    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    ones = np.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
+    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    rev = np.flip(flat, axis=-1)
+    right = np.flip(np.cumprod(np.concatenate([ones, rev[..., :-1]], axis=-1), axis=-1), axis=-1)
+    return np.transpose((left * right).reshape(moved.shape), np.argsort(rest + list(axes)))
+
+
+class Prod(Function):
+    """y = product of x over axes;  dy/dx_i = the product of the other elements (computed
+    without dividing by x_i, so it is exact where x_i or another element is 0)."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.x = x
+        self.axes = _normalize_axis(axis, x.ndim)
+        self.keepdims = keepdims
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            return np.prod(x, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        x = self.x
+        g = _expand(g, x.shape, self.axes, self.keepdims)
+        if x.size == 0:
+            return np.zeros(x.shape, dtype=g.dtype)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            return g * _others_product(x, self.axes)
+
+
+class Norm(Function):
+    """y = (sum |x|^p)^(1/p) over axes (p = 2 by default; inf: max |x|, -inf: min |x|, 0: the
+    count of non-zeros). dy/dx = sign(x) |x|^(p-1) / y^(p-1): x / y for p = 2, sign(x) for
+    p = 1, shared between tied extremes for +-inf. Where y = 0 the gradient is 0 (PyTorch's
+    choice: the norm has no derivative there, and 0 keeps a training step finite)."""
+
+    def forward(self, x, p=2.0, axis=None, keepdims=False):
+        self.x, self.p, self.keepdims = x, float(p), keepdims
+        self.axes = _normalize_axis(axis, x.ndim)
+        a, axes, p = np.abs(x), self.axes, self.p
+        with np.errstate(over="ignore", under="ignore"):
+            if np.isinf(p):
+                if x.size == 0:
+                    raise ValueError(f"an inf-norm of an empty tensor of shape {x.shape}")
+                y = (np.max if p > 0 else np.min)(a, axis=axes, keepdims=True)
+            elif p == 0:
+                y = np.sum(x != 0, axis=axes, keepdims=True).astype(x.dtype)
+            elif p == 1:
+                y = np.sum(a, axis=axes, keepdims=True)
+            elif p == 2:
+                y = np.sqrt(np.sum(x * x, axis=axes, keepdims=True))
+            else:
+                y = np.sum(a**p, axis=axes, keepdims=True) ** (1 / p)
+        self.y = y
+        return y if keepdims else np.squeeze(y, axis=axes)
+
+    def backward(self, g):
+        x, y, p = self.x, self.y, self.p
+        g = _expand(g, x.shape, self.axes, self.keepdims)
+        if p == 0:
+            return np.zeros(x.shape, dtype=g.dtype)
+        if np.isinf(p):
+            mask = np.abs(x) == y
+            count = mask.sum(axis=self.axes, keepdims=True).astype(g.dtype)
+            return g * np.sign(x) * mask / count
+        if p == 1:
+            return g * np.sign(x)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            scaled = x / y if p == 2 else np.sign(x) * np.abs(x) ** (p - 1) / y ** (p - 1)
+        return g * np.where(y == 0, np.zeros((), dtype=x.dtype), scaled)
