@@ -203,9 +203,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         grad = np.array(grad, dtype=root.dtype)  # a copy: the user's array is never adopted
     # A trace (gradstep.compile) gets every decision below as a list of plain records.
     rec = None if _tracer is None else _tracer.record_backward(root, given)
-    handed: set = set()
     if root._node is None:
-        _accumulate_leaf(root, grad, handed)  # a trace refuses this case in record_backward
+        _accumulate_leaf(root, grad, None)  # a trace refuses this case in record_backward
         return
     # A node's inputs are made before it, so taking the waiting node made last is always a
     # topological order: the pass needs no sort of its own. The heap holds (negated) numbers
@@ -218,12 +217,6 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     anomaly = _anomaly
     while heap:
         t, g = pending.pop(-heappop(heap))
-        # In `handed` while its node runs: the node may pass g on (Add gives it to both
-        # inputs), and a leaf adopting it would then add into what another tensor waits on.
-        # This covers the root's seed and sums of two; a first gradient is added when it
-        # starts to wait, and dropped below once dead (one array can wait for two tensors).
-        handed.add(id(g))
-        kept = False
         node = t._node
         in_grads = node.backward(g)
         tupled = type(in_grads) is tuple
@@ -238,8 +231,6 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             pos += 1
             if not need or ig is None:
                 continue
-            if ig is g:
-                kept = True
             data = inp.data
             reshaped = ig.shape != data.shape
             if reshaped:
@@ -249,22 +240,20 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 kind = "leaf"
                 if (  # the common case of _accumulate_leaf, inlined: adopt a fresh array
                     inp._grad is None
+                    and ig is not g
                     and type(ig) is np.ndarray
                     and ig.base is None
                     and ig.dtype == data.dtype
-                    and id(ig) not in handed
                 ):
                     inp._grad = ig
-                    handed.add(id(ig))
                 else:
-                    _accumulate_leaf(inp, ig, handed)
+                    _accumulate_leaf(inp, ig, g)
             else:
                 if made_by.inputs is None:
                     raise _freed_error()
                 key = made_by._seq
                 waiting = pending.get(key)
                 if waiting is None:
-                    handed.add(id(ig))  # pending here: no leaf may adopt (and += into) it
                     pending[key] = (inp, ig)
                     heappush(heap, -key)
                     kind = "first"
@@ -273,44 +262,42 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                     kind = "add"
             if rec is not None:
                 rec.append((kind, inp, None, pos, reshaped))
-        if not kept:  # g dies here: its id may come back on a fresh array a leaf can adopt
-            handed.discard(id(g))
         if not retain_graph:
             node.__dict__.clear()  # drop saved arrays now, as PyTorch does; inputs -> None
 
 
-def _accumulate_leaf(leaf, g, handed: set) -> None:
+def _accumulate_leaf(leaf, g, upstream) -> None:
     """Add ``g`` to ``leaf._grad``, adopting ``g`` without a copy when nothing else can see it.
 
-    Op backwards return fresh arrays, views (which have a ``base``), or the upstream gradient
-    passed through (Add gives the same array to both inputs). ``handed`` holds every array a
-    leaf adopted, every first gradient of a tensor while it waits, and every gradient while
-    its node runs (so the root's seed and sums of two as well); only a fresh array of the
-    right dtype outside it is adopted, since the leaf's next ``+=`` writes into it.
+    The rule is local to the op that returned ``g``: its backward was given ``upstream`` and
+    returns, per input, a fresh array, a view (it has a ``base``), or ``upstream`` itself
+    passed on (Add gives it to both inputs), and never one fresh array for two inputs (see
+    :meth:`Function.backward`). So a fresh array that is not ``upstream`` belongs to this
+    leaf alone, and the leaf may keep it and ``+=`` into it later. Anything else is copied:
+    ``upstream`` may be what another tensor waits on, or the root's seed. (A gradient waiting
+    for a tensor is never changed in place: a second one makes a new sum.)
     """
     if leaf._grad is None:
         if (
-            type(g) is np.ndarray
+            g is not upstream
+            and type(g) is np.ndarray
             and g.base is None
             and g.dtype == leaf.data.dtype
-            and id(g) not in handed
         ):
             leaf._grad = g
         else:
             leaf._grad = np.array(g, dtype=leaf.data.dtype, copy=True)
-        handed.add(id(leaf._grad))
     else:
         leaf._grad += g
 
 
-def _accumulate_home(leaf, g, handed: set) -> None:
+def _accumulate_home(leaf, g, upstream) -> None:
     """:func:`_accumulate_leaf` for a leaf whose op wrote ``g`` into the leaf's gradient home
     (an optimizer's buffer, see :class:`Scratch`): adopted as it is, not copied."""
     if g is leaf._home and leaf._grad is None:
         leaf._grad = g
-        handed.add(id(g))
     else:
-        _accumulate_leaf(leaf, g, handed)
+        _accumulate_leaf(leaf, g, upstream)
 
 
 def replayable(func):

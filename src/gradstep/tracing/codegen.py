@@ -72,9 +72,8 @@ def _scratches(tracer: Tracer, escaping: set) -> dict:
 def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> list:
     """Statements for one recorded backward pass (same order as the eager one)."""
     out: list = []
-    handed = tracer.name("h")
-    out.append((f"{handed} = set()", "", None))
-    out.append((f"g{root_expr} = {seed}; {handed}.add(id(g{root_expr}))", root_expr, None))
+    out.append((f"g{root_expr} = {seed}", root_expr, None))
+    upstream = f"g{root_expr}"
     after: list = []
     result = "r"
     tupled = False
@@ -87,7 +86,7 @@ def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> lis
             if id(t) not in tracer.expr:
                 tracer.fail("backward() through ops that ran before the step")
                 return out
-            g = f"g{tracer.expr[id(t)]}"
+            g = upstream = f"g{tracer.expr[id(t)]}"
             result = tracer.name("r")
             back = tracer.constant(node.backward)
             out.append((f"{result} = {back}({g})", "", None))
@@ -105,13 +104,13 @@ def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> lis
                 target = "None"
             tracer.accumulated.add(target)
             acc = "_acch" if (id(current), a) in tracer.homed else "_acc"
-            out.append((f"{acc}({target}, {x}, {handed})", "", None))
+            out.append((f"{acc}({target}, {x}, {upstream})", "", None))
         else:
             g = f"g{tracer.expr[id(t)]}"
             if kind == "first":
-                out.append((f"{g} = {x}; {handed}.add(id({g}))", "", None))
+                out.append((f"{g} = {x}", "", None))
             else:
-                out.append((f"{g} = {g} + {x}; {handed}.add(id({g}))", "", None))
+                out.append((f"{g} = {g} + {x}", "", None))
     out.extend(after)
     return out
 
