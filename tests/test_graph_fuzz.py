@@ -5,7 +5,8 @@ its ``.grad`` instead of copying it, and later ``+=`` into it. That is only soun
 tensor can still see that array: an op may pass its upstream gradient on unchanged (Add gives
 the same array to both inputs, the root's seed reaches a leaf added to the loss), a gradient
 may wait for more contributions while a leaf already holds it, or one array may be handed to
-two leaves. The engine keeps such arrays in a ``handed`` set; a replayed step
+two leaves. The engine's rule is local: a leaf adopts an array only when its op made it fresh
+(not the upstream gradient the op was given, not a view); a replayed step
 (``gradstep.compile``) runs the same decisions from generated code and may in addition write
 gradients into kept scratch arrays. A mistake in either shows up as a gradient that is right in
 simple graphs and wrong (or silently shared between leaves) in a few shapes of graph.
