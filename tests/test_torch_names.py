@@ -555,3 +555,38 @@ def test_sort_topk_indices_one_hot_pad_and_constructors():
     np.testing.assert_allclose(gs.linspace(0, 1, 5).data, torch.linspace(0, 1, 5).numpy())
     r = gs.randint(0, 5, (100,))
     assert r.dtype == np.int64 and r.data.min() >= 0 and r.data.max() < 5
+
+
+def _net(lib):
+    """The same network in gradstep or PyTorch (lib is gs or torch)."""
+
+    class Net(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = lib.nn.ModuleList([lib.nn.Linear(3, 4), lib.nn.Linear(4, 4)])
+            self.blocks.append(lib.nn.Linear(4, 2))
+            self.heads = lib.nn.ModuleDict({"a": lib.nn.Linear(2, 1), "b": lib.nn.Softmax(dim=1)})
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x).tanh()
+            return self.heads["b"](x), self.heads["a"](x)
+
+    return Net()
+
+
+def test_module_list_and_dict_register_like_pytorchs():
+    ours, theirs = _net(gs).double(), _net(torch).double()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = RNG.standard_normal((5, 3))
+    for a, b in zip(ours(gs.tensor(x, dtype=np.float64)), theirs(torch.tensor(x))):
+        same(a, b, 1e-12)
+    assert len(ours.blocks) == 3 and isinstance(ours.blocks[1:], gs.nn.ModuleList)
+    assert "a" in ours.heads and list(ours.heads.keys()) == ["a", "b"]
+    ours.eval()
+    assert not ours.blocks[0].training and not ours.heads["a"].training
+    with pytest.raises(TypeError, match="not a Module"):
+        ours.blocks.append("layer")
+    logp = gs.nn.LogSoftmax(dim=1)(gs.tensor(x, dtype=np.float64))
+    same(logp, torch.nn.LogSoftmax(dim=1)(torch.tensor(x)), 1e-12)

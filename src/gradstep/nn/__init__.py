@@ -1,7 +1,18 @@
 """Neural-network building blocks with PyTorch's names and state_dict layout."""
 
 from gradstep.nn import functional, init
-from gradstep.nn.activations import ELU, GELU, SELU, Hardtanh, LogSigmoid, ReLU6, SiLU
+from gradstep.nn.activations import (
+    ELU,
+    GELU,
+    SELU,
+    Hardtanh,
+    LogSigmoid,
+    LogSoftmax,
+    ReLU6,
+    SiLU,
+    Softmax,
+)
+from gradstep.nn.containers import ModuleDict, ModuleList
 from gradstep.nn.extra import BatchNorm1d, Embedding, LayerNorm
 from gradstep.nn.layers import (
     Dropout,
@@ -31,6 +42,10 @@ from gradstep.nn.loss import (
 from gradstep.nn.module import Module, Parameter
 
 __all__ = [
+    "LogSoftmax",
+    "ModuleDict",
+    "ModuleList",
+    "Softmax",
     "BatchNorm1d",
     "functional",
     "Embedding",

@@ -62,3 +62,24 @@ class ReLU6(Module):
 class LogSigmoid(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.logsigmoid(x)
+
+
+class Softmax(Module):
+    """F.softmax along ``dim`` (PyTorch asks for it; None means the last, with no warning)."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, dim=-1 if self.dim is None else self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """F.log_softmax along ``dim``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, dim=-1 if self.dim is None else self.dim)
