@@ -71,13 +71,11 @@ def _run_lecture_into(tmp: str, quick: bool, progress: bool) -> dict:
 
     started = time.perf_counter()
     results: dict = {"quick": quick}
-    figures: list[tuple[str, str]] = []
 
     from gradstep.lab import figures as figs
 
-    def figure(name, caption, key, fn, **kwargs):
+    def figure(name, key, fn, **kwargs):  # what each figure says is in report_content
         results[key] = fn(os.path.join(tmp, name), **kwargs)
-        figures.append((name, caption))
 
     # 1. error surface in raw units (deg C): the Hessian's eigenvalues are 0.35 and 570, a
     # narrow valley, so GD is stable only below lr = 2 / 570 = 0.0035 and then crawls in b.
@@ -93,46 +91,16 @@ def _run_lecture_into(tmp: str, quick: bool, progress: bool) -> dict:
         steps=100 if quick else 300,
         resolution=120 if quick else 300,
     )
-    figures.append(
-        (
-            "error_surface.png",
-            "Error surface of y = b + w x (2012: tomorrow's "
-            "max temperature from today's, deg C) with gradient descent at a "
-            "too-small, the largest stable and a too-large learning rate: a narrow "
-            "valley in which b barely moves",
-        )
-    )
-    figure(
-        "gd_one_parameter.png",
-        "Gradient descent on one parameter: the tangent, the "
-        "updates, and getting stuck where dL/dw = 0",
-        "gd_one_parameter",
-        figs.gd_one_parameter,
-    )
-    figure(
-        "piecewise.png",
-        "Piecewise linear = constant + sum of (hard) sigmoids; what w, "
-        "b, c do; two ReLUs make a hard sigmoid; a trained SigmoidSum and its parts",
-        "piecewise",
-        figs.piecewise,
-        epochs=100 if quick else 400,
-    )
+    figure("gd_one_parameter.png", "gd_one_parameter", figs.gd_one_parameter)
+    figure("piecewise.png", "piecewise", figs.piecewise, epochs=100 if quick else 400)
     figure(
         "overfitting.png",
-        "Training and validation loss of growing models on 40 noisy "
-        "points: the dotted line is where the validation loss turns up",
         "overfitting",
         figs.overfitting,
-        epochs=60 if quick else 200,
-        sizes=(2, 32, 256) if quick else (2, 16, 128, 512),
+        epochs=800 if quick else 1500,
+        sizes=(2, 16, 128),
     )
-    figure(
-        "three_tasks.png",
-        "Regression, classification and structured output (an image) on scikit-learn's digits",
-        "three_tasks",
-        figs.three_tasks,
-        epochs=20 if quick else 80,
-    )
+    figure("three_tasks.png", "three_tasks", figs.three_tasks, epochs=20 if quick else 80)
 
     # 2. critical points
     results["critical_points"] = {
@@ -155,17 +123,14 @@ def _run_lecture_into(tmp: str, quick: bool, progress: bool) -> dict:
     e = explain_gradient(net, bx, by, "0.weight", (1, 0))
     results["backprop"] = {
         "text": format_explanation(e),
+        "parameter": e["parameter"],
+        "index": list(e["index"]),
+        "forward": e["forward"].tolist(),
+        "backward": e["backward"].tolist(),
         "product": e["product"],
         "engine": e["engine"],
     }
     figs.network_picture(e, net, os.path.join(tmp, "backprop.png"))
-    figures.append(
-        (
-            "backprop.png",
-            "One weight's gradient = forward-pass term x "
-            "backward-pass term, equal to the engine's .grad",
-        )
-    )
 
     # 4. the experiment table
     grid = experiments.experiments(quick)
@@ -176,72 +141,58 @@ def _run_lecture_into(tmp: str, quick: bool, progress: bool) -> dict:
     results["experiments"] = rows
     _plot_table(rows, os.path.join(tmp, "experiments.png"))
     _plot_learning_curves(rows, os.path.join(tmp, "learning_curves.png"))
-    figures += [
-        ("experiments.png", "Train and test MAE of every model"),
-        ("learning_curves.png", "Training loss per epoch"),
-    ]
     results["table"] = experiments.format_table(rows)
     results["seconds"] = time.perf_counter() - started
 
-    _write_reports(tmp, results, figures)
+    _write_reports(tmp, results)
     return results
 
 
-def _write_reports(folder, results, figures):
-    crit = "\n".join(
-        f"- {k}: {v['kind']} (eigenvalues {np.round(v['eigenvalues'], 6).tolist()})"
-        for k, v in results["critical_points"].items()
-    )
-    s = results["surface"]
-    md = [
-        "# gradstep lecture report",
-        "",
-        "## The experiment table",
-        "Tomorrow's maximum temperature in Seattle (deg C) from the previous k days; trained on "
-        "2012-2014, tested on 2015. MAE on training data (L) and on 2015 (L'). The lecture's "
-        "numbers are YouTube views in thousands: a different series, shown only to compare the "
-        "pattern.",
-        "",
-        "```",
-        results["table"],
-        "```",
-        "",
-        "## Error surface and gradient descent",
-        f"Grid minimum {np.round(s['grid_min'], 4).tolist()}, least squares "
-        f"{np.round(s['least_squares'], 4).tolist()}; final (w, b, L) per learning rate "
-        f"{s['learning_rates']}: {np.round(s['final'], 4).tolist()}",
-        "",
-        "## Critical points",
-        crit,
-        "",
-        "## Backpropagation, one weight",
-        "```",
-        results["backprop"]["text"],
-        "```",
-        "",
-        "## Figures",
-    ]
-    html_figs = []
-    for name, caption in figures:
-        md += [f"![{caption}]({name})", f"*{caption}*", ""]
-        with open(os.path.join(folder, name), "rb") as f:
-            data = base64.b64encode(f.read()).decode()
-        html_figs.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
-            f"<figcaption>{caption}</figcaption></figure>"
-        )
-    body = "\n".join(md)
-    with open(os.path.join(folder, "report.md"), "w") as f:
-        f.write(body)
-    import html
+def _png_size(path: str) -> tuple[int, int]:
+    """Width and height from a PNG's header (the img tags carry them, so nothing jumps)."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
-    text = html.escape(body.split("## Figures")[0])
-    page = (
-        "<!doctype html><meta charset='utf-8'><title>gradstep lecture report</title>"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:auto}img{max-width:100%}"
-        "</style><pre style='white-space:pre-wrap'>" + text + "</pre>" + "\n".join(html_figs)
+
+def render(results: dict, folder: str) -> tuple[str, str]:
+    """The report as (HTML, Markdown), from the templates in ``templates/`` and the PNGs in
+    ``folder`` (embedded in the HTML as data URIs: the page makes no request)."""
+    import jinja2
+
+    from gradstep.lab.report_content import sections
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gradstep.lab", "templates"),
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        keep_trailing_newline=True,
     )
+    parts = sections(results)
+    files = [f["file"] for s in parts for f in s.get("figures", [])]
+    images, sizes = {}, {}
+    for name in files:
+        path = os.path.join(folder, name)
+        with open(path, "rb") as f:
+            images[name] = base64.b64encode(f.read()).decode()
+        sizes[name] = _png_size(path)
+    context = {
+        "title": "The lecture, run: machine learning in three steps",
+        "sections": parts,
+        "quick": results.get("quick", False),
+        "seconds": f"{results.get('seconds', 0):.0f}",
+        "images": images,
+        "sizes": sizes,
+    }
+    html = env.get_template("report.html.j2").render(context)
+    md = env.get_template("report.md.j2").render(context)
+    return html, md
+
+
+def _write_reports(folder, results):
+    html, md = render(results, folder)
+    with open(os.path.join(folder, "report.md"), "w") as f:
+        f.write(md)
     with open(os.path.join(folder, "report.html"), "w") as f:
-        f.write(page)
+        f.write(html)
     with open(os.path.join(folder, "results.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)

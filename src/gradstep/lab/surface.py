@@ -100,5 +100,6 @@ def plot_error_surface(
         "grid_min": (float(w_grid[j]), float(b_grid[i])),
         "least_squares": (ws, bs),
         "final": [tuple(map(float, p[-1])) for p in paths],
+        "start_loss": float(paths[0][0, 2]),
         "learning_rates": list(lrs),
     }
