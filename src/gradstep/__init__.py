@@ -14,9 +14,11 @@ by gradient descent, with the gradients found by backpropagation. This package i
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from gradstep import autograd, functional
+from gradstep import autograd, compat, functional
 from gradstep.autograd import (
     AnomalyError,
     detect_anomaly,
@@ -117,6 +119,100 @@ def randint(low, high=None, size=(), dtype=np.int64, generator=None) -> Tensor:
     return Tensor(rng.integers(low, high, size=tuple(size), dtype=dtype))
 
 
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory and keeping its dtype (float64 stays float64)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array, dtype=array.dtype)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` as a tensor, sharing memory where it can (a tensor of the right dtype is
+    returned as it is)."""
+    if device is not None:
+        compat.device_type(device)
+    if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return data
+    return Tensor(data, dtype=dtype)
+
+
+def _typed(name: str, dt):
+    def make(*data) -> Tensor:
+        if len(data) == 1 and not isinstance(data[0], numbers.Integral):
+            return tensor(data[0], dtype=dt)
+        return zeros(*data, dtype=dt)  # FloatTensor(2, 3): a (2, 3) tensor
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = f"PyTorch's legacy ``torch.{name}(data)``: a {np.dtype(dt)} tensor."
+    return make
+
+
+FloatTensor = _typed("FloatTensor", np.float32)
+DoubleTensor = _typed("DoubleTensor", np.float64)
+LongTensor = _typed("LongTensor", np.int64)
+IntTensor = _typed("IntTensor", np.int32)
+BoolTensor = _typed("BoolTensor", np.bool_)
+
+
+def empty(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    """PyTorch leaves it uninitialised; here it is zeros (the same cost in NumPy)."""
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def _like(maker):
+    def like(t, dtype=None, requires_grad: bool = False, **kwargs) -> Tensor:
+        dt = dtype or (t.dtype if isinstance(t, Tensor) else np.asarray(t).dtype)
+        return maker(
+            *np.shape(t.data if isinstance(t, Tensor) else t),
+            dtype=dt,
+            requires_grad=requires_grad,
+            **kwargs,
+        )
+
+    like.__name__ = like.__qualname__ = f"{maker.__name__}_like"
+    like.__doc__ = f"``{maker.__name__}`` with the shape (and dtype) of ``t``."
+    return like
+
+
+empty_like = _like(empty)
+randn_like = _like(randn)
+rand_like = _like(rand)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    dt = dtype or (t.dtype if isinstance(t, Tensor) else np.asarray(t).dtype)
+    return full(
+        np.shape(getattr(t, "data", t)),
+        fill_value=fill_value,
+        dtype=dt,
+        requires_grad=requires_grad,
+    )
+
+
+def mm(a, b) -> Tensor:
+    """Matrix product of two 2-d tensors (``matmul`` for any batch)."""
+    if np.ndim(getattr(a, "data", a)) != 2 or np.ndim(getattr(b, "data", b)) != 2:
+        raise ValueError("mm expects two 2-d tensors; use matmul for other shapes")
+    return (a if isinstance(a, Tensor) else tensor(a)) @ b
+
+
+def bmm(a, b) -> Tensor:
+    """Batched matrix product of two 3-d tensors."""
+    if np.ndim(getattr(a, "data", a)) != 3 or np.ndim(getattr(b, "data", b)) != 3:
+        raise ValueError("bmm expects two 3-d tensors; use matmul for other shapes")
+    return (a if isinstance(a, Tensor) else tensor(a)) @ b
+
+
+def equal(a, b) -> bool:
+    """True when both have the same shape and the same values (``torch.equal``)."""
+    x, y = np.asarray(getattr(a, "data", a)), np.asarray(getattr(b, "data", b))
+    return x.shape == y.shape and np.array_equal(x, y)
+
+
+def numel(t) -> int:
+    return np.size(getattr(t, "data", t)).__index__()
+
+
 def _function(name: str, fn):
     def method(self, *args, **kwargs):
         return fn(self, *args, **kwargs)
@@ -208,10 +304,22 @@ _NAMESPACE = [
     "flip",
     "tril",
     "triu",
+    "chunk",
+    "split",
+    "nonzero",
 ]
 for _name in _NAMESPACE:
     globals()[_name] = _namespace(_name)
 clamp = _namespace("clip")
+
+# PyTorch's dtype names (gs.float32 ... gs.long, gs.bool), Generator, device, cuda, backends.
+# They are set last: `float`, `int`, `bool` and `long` then shadow the builtins in this module,
+# so nothing below may call those builtins.
+from gradstep.compat import DTYPES as _DTYPES  # noqa: E402
+from gradstep.compat import Generator, backends, cuda, device  # noqa: E402, F401
+
+for _name in _DTYPES:
+    globals()[_name] = getattr(compat, _name)
 
 # Submodules a plain `import gradstep as gs` gives on first use (PEP 562), so `gs.nn.Linear`
 # works as `torch.nn.Linear` does while `import gradstep` still loads NumPy alone.
@@ -227,6 +335,27 @@ def __getattr__(name: str):
 
 
 __all__ = [  # the torch-style namespace functions, then the rest
+    *_DTYPES,
+    "Generator",
+    "backends",
+    "cuda",
+    "device",
+    "from_numpy",
+    "as_tensor",
+    "FloatTensor",
+    "DoubleTensor",
+    "LongTensor",
+    "IntTensor",
+    "BoolTensor",
+    "empty",
+    "empty_like",
+    "randn_like",
+    "rand_like",
+    "full_like",
+    "mm",
+    "bmm",
+    "equal",
+    "numel",
     "einsum",
     "eye",
     "full",

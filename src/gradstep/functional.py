@@ -148,10 +148,36 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Te
     return loss.Huber.apply(*_pair(input, _target(input, target)), reduction=reduction, delta=delta)
 
 
-def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean") -> Tensor:
-    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably."""
+def binary_cross_entropy_with_logits(
+    logits, target, weight=None, reduction: str = "mean", pos_weight=None
+) -> Tensor:
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably.
+
+    ``pos_weight`` (one per class, broadcast over the last dimension) scales the positive
+    term, ``weight`` every element, as PyTorch's: -w [p y log s(x) + (1 - y) log(1 - s(x))].
+    """
     logits = _t(logits)
-    return loss.BCEWithLogits.apply(*_pair(logits, _target(logits, target)), reduction=reduction)
+    if weight is None and pos_weight is None:
+        return loss.BCEWithLogits.apply(
+            *_pair(logits, _target(logits, target)), reduction=reduction
+        )
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    x, y = _pair(logits, _target(logits, target))
+    pos = logsigmoid(x) * y
+    if pos_weight is not None:
+        pos = pos * _pair(x, pos_weight)[1]
+    out = -(pos + logsigmoid(-x) * (1 - y))
+    if weight is not None:
+        out = out * _pair(x, weight)[1]
+    return out if reduction == "none" else (out.sum() if reduction == "sum" else out.mean())
+
+
+def normalize(x, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(||x||_p, eps) along ``dim`` (PyTorch's F.normalize)."""
+    x = _tf(x)
+    n = x.norm(p, dim=dim, keepdim=True)
+    return x / n.clip(min=eps)
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:

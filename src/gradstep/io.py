@@ -250,8 +250,11 @@ def loads(blob: bytes, name: str = "<bytes>"):
         fail(f"{type(e).__name__}: {e}")
 
 
-def load(path):
+def load(path, map_location=None, weights_only=None):
     """Read a file written by :func:`save` and return the same structure.
+
+    ``map_location`` ("cpu", a device, or None) and ``weights_only`` are taken for PyTorch
+    code: the arrays are NumPy's on the CPU, and a file holds data only (no pickle), always.
 
     Anything but a regular file (a device, a FIFO, a folder) is refused before a byte is read,
     and the header is read and checked against the file's size before the body, so a symlink

@@ -109,6 +109,36 @@ class InPlace:
             return out[0]
         return result
 
+    def __setitem__(self, index, value):
+        """``t[mask] = 0``, ``t[0] = 5``, ``t[:, 1] = other``: NumPy's assignment into the
+        tensor's array, under the in-place rules above (a tensor in a recorded graph cannot
+        be written: make the new values with ``gs.where`` or ``masked_fill`` instead)."""
+        from gradstep.operands import _raw_index
+
+        data = self._writable("item assignment")
+        try:
+            data[_raw_index(index)] = getattr(value, "data", value)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"item assignment into a tensor of shape {data.shape}: {e}") from None
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        from gradstep.nn import init
+
+        self._writable("uniform_()")
+        return init.uniform_(self, a, b, generator)
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        from gradstep.nn import init
+
+        self._writable("normal_()")
+        return init.normal_(self, mean, std, generator)
+
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+        """In-place :meth:`scatter` (outside a recorded graph)."""
+        data = self._writable("scatter_()")
+        data[...] = self.detach().scatter(dim, index, src, value=value, reduce=reduce).data
+        return self
+
     def zero_(self):
         self._writable("zero_()")[...] = 0
         return self

@@ -13,7 +13,8 @@ from gradstep.tensor import Tensor
 
 
 class Dataset(abc.ABC):
-    """A map-style dataset: ``len(ds)`` examples, ``ds[i]`` a tuple of arrays."""
+    """A map-style dataset: ``len(ds)`` examples, ``ds[i]`` one example: a tuple of arrays (or
+    Tensors or numbers), a dict of them, or a single one; see :func:`collate`."""
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -23,12 +24,37 @@ class Dataset(abc.ABC):
     def __getitem__(self, i):
         """Example ``i`` as a tuple of arrays (or one array)."""
 
-    def take(self, indices: np.ndarray) -> tuple:
-        """The examples at ``indices`` as stacked arrays (subclasses may do it faster)."""
-        items = [self[int(i)] for i in indices]
-        if not isinstance(items[0], tuple):
-            return (np.stack(items),)
-        return tuple(np.stack(col) for col in zip(*items))
+    def take(self, indices: np.ndarray):
+        """The examples at ``indices`` collated into a batch (subclasses may do it faster)."""
+        return collate([self[int(i)] for i in indices])
+
+
+def collate(items: list):
+    """A batch from a list of examples, as PyTorch's default collate makes it: a tuple (or
+    list) of fields gives a tuple of stacked fields, a dict a dict, one array (or Tensor or
+    number) one stacked array; strings stay a list. Floating data gets the default dtype, as
+    ``gs.tensor`` gives it; a Tensor keeps its own."""
+    first = items[0]
+    if isinstance(first, (tuple, list)):
+        return tuple(collate(list(col)) for col in zip(*items))
+    if isinstance(first, dict):
+        return {k: collate([it[k] for it in items]) for k in first}
+    if isinstance(first, (str, bytes)):
+        return list(items)
+    if isinstance(first, Tensor):
+        return np.stack([t.data if isinstance(t, Tensor) else t for t in items])
+    return _to_array(np.stack(items))
+
+
+def _tensors(batch):
+    """Arrays inside a collated batch as Tensors (the structure kept)."""
+    if isinstance(batch, np.ndarray):
+        return Tensor._make(batch, False, None)
+    if isinstance(batch, tuple):
+        return tuple(_tensors(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _tensors(v) for k, v in batch.items()}
+    return batch
 
 
 class TensorDataset(Dataset):
@@ -101,7 +127,12 @@ class DataLoader:
         seeded by ``gradstep.manual_seed``), so runs are reproducible.
     drop_last : bool
         Drop the last batch if it is smaller than ``batch_size``.
-    generator : numpy.random.Generator, optional
+    generator : numpy.random.Generator or gradstep.Generator, optional
+    collate_fn : callable, optional
+        Turns a list of examples into a batch (default :func:`collate`); arrays in what it
+        returns become Tensors.
+    num_workers, pin_memory
+        Taken for PyTorch code and ignored: batches are made in this process.
     """
 
     def __init__(
@@ -111,13 +142,33 @@ class DataLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         generator: np.random.Generator | None = None,
+        collate_fn=None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        **ignored,
     ):
+        # num_workers / pin_memory / persistent_workers ...: PyTorch's knobs for worker
+        # processes and GPU transfer. Batches here are slices of arrays already in memory, made
+        # in this process (the same batches, in the same order, for any num_workers).
+        unknown = set(ignored) - {
+            "persistent_workers",
+            "prefetch_factor",
+            "worker_init_fn",
+            "timeout",
+            "multiprocessing_context",
+            "pin_memory_device",
+        }
+        if unknown:
+            raise TypeError(f"DataLoader got unexpected keyword arguments {sorted(unknown)}")
+        if not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
         if isinstance(dataset, tuple):
             dataset = TensorDataset(*dataset)
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last, self.generator = shuffle, drop_last, generator
+        self.collate_fn = collate_fn
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -135,7 +186,14 @@ class DataLoader:
         bs = self.batch_size
         for b in range(start, len(self)):
             idx = order[b * bs : (b + 1) * bs]
-            yield tuple(Tensor._make(a, False, None) for a in self.dataset.take(idx))
+            if self.collate_fn is None:
+                batch = self.dataset.take(idx)
+            else:
+                batch = self.collate_fn([self.dataset[int(i)] for i in idx])
+            if type(batch) is tuple and all(type(a) is np.ndarray for a in batch):  # fast
+                yield tuple(Tensor._make(a, False, None) for a in batch)
+            else:
+                yield _tensors(batch)
 
     def __iter__(self):
         return self.batches(self.order())

@@ -1,6 +1,6 @@
 """Neural-network building blocks with PyTorch's names and state_dict layout."""
 
-from gradstep.nn import functional, init
+from gradstep.nn import functional, init, utils
 from gradstep.nn.activations import (
     ELU,
     GELU,
@@ -42,6 +42,7 @@ from gradstep.nn.loss import (
 from gradstep.nn.module import Module, Parameter
 
 __all__ = [
+    "utils",
     "LogSoftmax",
     "ModuleDict",
     "ModuleList",

@@ -4,20 +4,21 @@ same name (``gradstep.functional``), so module, function and method agree."""
 from __future__ import annotations
 
 from gradstep import functional as F
+from gradstep.nn.layers import Activation
 from gradstep.nn.module import Module
 from gradstep.tensor import Tensor
 
 
-class SiLU(Module):
+class SiLU(Activation):
     """x * sigmoid(x)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x)
 
 
-class ELU(Module):
-    def __init__(self, alpha: float = 1.0):
-        super().__init__()
+class ELU(Activation):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__(inplace)
         self.alpha = alpha
 
     def forward(self, x: Tensor) -> Tensor:
@@ -27,7 +28,7 @@ class ELU(Module):
         return f"alpha={self.alpha}"
 
 
-class SELU(Module):
+class SELU(Activation):
     def forward(self, x: Tensor) -> Tensor:
         return F.selu(x)
 
@@ -45,16 +46,16 @@ class GELU(Module):
         return F.gelu(x, self.approximate)
 
 
-class Hardtanh(Module):
-    def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
-        super().__init__()
+class Hardtanh(Activation):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__(inplace)
         self.min_val, self.max_val = min_val, max_val
 
     def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val)
 
 
-class ReLU6(Module):
+class ReLU6(Activation):
     def forward(self, x: Tensor) -> Tensor:
         return F.relu6(x)
 

@@ -50,6 +50,16 @@ class Linear(Module):
         )
 
 
+class Activation(Module):
+    """An elementwise activation. ``inplace`` is PyTorch's memory option, taken so
+    ``nn.ReLU(inplace=True)`` works, and without effect: the ops make new arrays (the values
+    are the same)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+
 class Sigmoid(Module):
     """sigma(x) = 1 / (1 + e^-x), elementwise."""
 
@@ -57,7 +67,7 @@ class Sigmoid(Module):
         return act.Sigmoid.apply(x)
 
 
-class ReLU(Module):
+class ReLU(Activation):
     """max(x, 0), elementwise (the Rectified Linear Unit)."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -82,9 +92,9 @@ class Softplus(Module):
         return F.softplus(x, self.beta, self.threshold)
 
 
-class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01):
-        super().__init__()
+class LeakyReLU(Activation):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__(inplace)
         self.negative_slope = negative_slope
 
     def forward(self, x: Tensor) -> Tensor:
@@ -109,8 +119,9 @@ class Flatten(Module):
 class Dropout(Module):
     """Zero each element with probability p while training; identity in eval()."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
+        self.inplace = bool(inplace)  # taken for PyTorch code; see Activation
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
@@ -144,7 +155,10 @@ class Sequential(Module):
             x = m.forward(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
+    def __getitem__(self, i):
+        """The i-th module; a slice gives a Sequential of those modules (as PyTorch)."""
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[i]))
         return list(self._modules.values())[i]
 
     def __len__(self) -> int:

@@ -87,9 +87,17 @@ class SmoothL1Loss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy on logits, computed stably."""
+    """Binary cross-entropy on logits, computed stably; ``weight`` and ``pos_weight`` as in
+    PyTorch (see F.binary_cross_entropy_with_logits)."""
 
-    fn = staticmethod(F.binary_cross_entropy_with_logits)
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(
+            input, target, self.weight, self.reduction, self.pos_weight
+        )
 
 
 class HuberLoss(_Loss):
