@@ -15,6 +15,10 @@ from gradstep import nn
 RNG = np.random.default_rng(7)
 
 
+def m_on(lib):
+    return lib.nn.Linear(2, 1)
+
+
 @pytest.mark.parametrize("lib", [gs, torch], ids=["gradstep", "torch"])
 def test_the_same_lines_run_in_both(lib):
     """Each line as a homework writes it; run verbatim with lib = torch and lib = gs."""
@@ -37,6 +41,8 @@ def test_the_same_lines_run_in_both(lib):
     assert tuple(lib.randn_like(x).shape) == (2, 3) and tuple(lib.empty(2, 4).shape) == (2, 4)
     device = "cuda" if lib.cuda.is_available() else "cpu"
     assert str(lib.device(device)) == "cpu" and x.to(device) is not None
+    assert x.to(lib.device(device)).dtype == lib.float64
+    assert m_on(lib).to(lib.device(device)) is not None
     lib.backends.cudnn.deterministic = True
     lib.backends.cudnn.benchmark = False
     g = lib.Generator().manual_seed(42)

@@ -483,13 +483,17 @@ class TorchNames:
     def to(self, *args, **kwargs):
         """``to(dtype)``, ``to("cpu")``, ``to(device, dtype)``, ``to(other)``: the CPU is the one
         device here (CuPy arrays come through the backend seam, not through ``to``)."""
+        from gradstep.compat import device, device_type
+
         dtype = kwargs.pop("dtype", None)
+        if kwargs.get("device") is not None:
+            device_type(kwargs["device"])
         for a in args:
             if isinstance(a, (TorchNames, np.ndarray)):
                 dtype = a.dtype
-            elif isinstance(a, str) and a not in ("cpu",) and not a.startswith("cpu:"):
-                raise ValueError(f"to({a!r}): gradstep runs on the CPU here ('cpu')")
-            elif not isinstance(a, str):
+            elif isinstance(a, (str, device)):
+                device_type(a)
+            else:
                 dtype = a
         return self if dtype is None else self.astype(dtype)
 

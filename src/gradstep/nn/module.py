@@ -119,11 +119,14 @@ class Module:
     def to(self, *args, **kwargs) -> Module:
         """``to(dtype)`` converts every parameter and floating buffer in place; ``to("cpu")``
         is the one device here."""
+        from gradstep.compat import device, device_type
+
         dtype = kwargs.pop("dtype", None)
+        if kwargs.get("device") is not None:
+            device_type(kwargs["device"])
         for a in args:
-            if isinstance(a, str):
-                if a != "cpu" and not a.startswith("cpu:"):
-                    raise ValueError(f"to({a!r}): gradstep runs on the CPU here ('cpu')")
+            if isinstance(a, (str, device)):
+                device_type(a)
             else:
                 dtype = a
         if dtype is None:
