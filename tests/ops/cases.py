@@ -109,6 +109,17 @@ def _scatter_index(shape):
     return np.broadcast_to(rows, shape).copy()  # writable: torch warns on a read-only array
 
 
+def _shift_index(shape):
+    """A permutation along axis 0 (row i goes to row i + 1 mod n): scatter without repeats."""
+    n = shape[0]
+    rows = ((np.arange(n) + 1) % n).reshape((n,) + (1,) * (len(shape) - 1))
+    return np.broadcast_to(rows, shape).copy()
+
+
+def _np_scatter_shift(x):
+    return 3 * np.roll(x, 1, axis=0)  # every row is written: out[(i + 1) % n] = 3 x[i]
+
+
 def _np_scatter_add(x):
     out = x.copy()
     idx = _scatter_index(x.shape)
@@ -329,6 +340,14 @@ CASES = [
         lambda x: x.scatter_add(0, _scatter_index(x.shape), x * 2),
         _np_scatter_add,
         lambda x: x.scatter_add(0, _torch().as_tensor(_scatter_index(x.shape)), x * 2),
+        min_dims=1,
+        nonempty=True,
+    ),
+    OpCase(
+        "scatter_shift",
+        lambda x: x.scatter(0, _shift_index(x.shape), x * 3),
+        _np_scatter_shift,
+        lambda x: x.scatter(0, _torch().as_tensor(_shift_index(x.shape)), x * 3),
         min_dims=1,
         nonempty=True,
     ),
