@@ -218,32 +218,11 @@ def evaluate(run_dir, data_path, out_dir, overwrite) -> None:
         click.echo(f"written to {os.path.abspath(out_dir)}")
 
 
-@cli.command()
-@click.option("--data", "data_path", required=True)
-@click.option("--x", "x_col", required=True, help="The input column.")
-@click.option("--y", "y_col", required=True, help="The column to predict.")
-@click.option("--loss", type=click.Choice(["mse", "mae"]), default="mse", show_default=True)
-@click.option(
-    "--out",
-    "out_path",
-    default="surface.png",
-    show_default=True,
-    help="The figure; its format follows the extension (.png, .pdf or .svg).",
-)
-@click.option("--sep", help="The CSV's delimiter (default: sniffed).")
-@overwrite_option
-def surface(data_path, x_col, y_col, loss, out_path, sep, overwrite) -> None:
-    """The error surface of y = b + w x over (w, b), with gradient descent paths."""
+def _read_xy(data_path: str, x_col: str, y_col: str, sep=None):
+    """Two numeric columns of a CSV for an error surface (rows missing either are left out,
+    and said so); one clear line for anything unusable."""
     from gradstep.data.tabular import check_columns, numeric_column, read_table
-    from gradstep.lab.surface import plot_error_surface
-    from gradstep.paths import check_output, output_file
 
-    fmt = os.path.splitext(out_path)[1].lower().lstrip(".")
-    if fmt not in FIGURE_FORMATS:
-        raise InputError(
-            f"--out {out_path!r}: the extension must be .png, .pdf or .svg (the figure's format)"
-        )
-    check_output(out_path, kind="file", inputs=[data_path], overwrite=overwrite)
     df = read_table(data_path, sep=sep)
     check_columns(df, [x_col, y_col], data_path)
     complete = df[[x_col, y_col]].notna().all(axis=1).to_numpy()
@@ -260,6 +239,94 @@ def surface(data_path, x_col, y_col, loss, out_path, sep, overwrite) -> None:
         )
     if np.std(x) == 0:
         raise InputError(f"{data_path}, column '{x_col}': constant; the surface is degenerate")
+    return x, y
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--no-browser", is_flag=True, help="Do not open a browser; print the URL only.")
+@click.option("--data", "data_path", help="A CSV for the error surface (default: the lecture's).")
+@click.option("--x", "x_col", help="The input column of --data.")
+@click.option("--y", "y_col", help="The column to predict of --data.")
+def lab(port, host, no_browser, data_path, x_col, y_col) -> None:
+    """The lecture's lab as a local web app (stops with Ctrl-C)."""
+    import socket
+
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise InputError("gradstep lab needs its extra: pip install 'gradstep[lab]'") from None
+    from gradstep.lab.web.app import SurfaceData, create_app
+
+    if data_path:
+        if not (x_col and y_col):
+            raise InputError("--data needs --x and --y (the two columns of the surface)")
+        x, y = _read_xy(data_path, x_col, y_col)
+        data = SurfaceData(x, y, f"{os.path.basename(data_path)} ({y_col} from {x_col})")
+    else:
+        from gradstep.lab.experiments import load_series
+
+        series, _ = load_series()
+        data = SurfaceData(
+            series[:-1][:365],
+            series[1:][:365],
+            "Seattle 2012 (tomorrow's max temperature from today's, deg C)",
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: --host {host} lets other machines reach this lab", err=True)
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    url = f"http://{host}:{sock.getsockname()[1]}/surface"
+    click.echo(f"gradstep lab: {url}  (Ctrl-C stops it)", err=False)
+    sys.stdout.flush()
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    config = uvicorn.Config(
+        create_app(data), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises Ctrl-C
+        pass
+    finally:
+        sock.close()
+    click.echo("gradstep lab stopped")
+
+
+@cli.command()
+@click.option("--data", "data_path", required=True)
+@click.option("--x", "x_col", required=True, help="The input column.")
+@click.option("--y", "y_col", required=True, help="The column to predict.")
+@click.option("--loss", type=click.Choice(["mse", "mae"]), default="mse", show_default=True)
+@click.option(
+    "--out",
+    "out_path",
+    default="surface.png",
+    show_default=True,
+    help="The figure; its format follows the extension (.png, .pdf or .svg).",
+)
+@click.option("--sep", help="The CSV's delimiter (default: sniffed).")
+@overwrite_option
+def surface(data_path, x_col, y_col, loss, out_path, sep, overwrite) -> None:
+    """The error surface of y = b + w x over (w, b), with gradient descent paths."""
+    from gradstep.lab.surface import plot_error_surface
+    from gradstep.paths import check_output, output_file
+
+    fmt = os.path.splitext(out_path)[1].lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise InputError(
+            f"--out {out_path!r}: the extension must be .png, .pdf or .svg (the figure's format)"
+        )
+    check_output(out_path, kind="file", inputs=[data_path], overwrite=overwrite)
+    x, y = _read_xy(data_path, x_col, y_col, sep)
     xs = (x - x.mean()) / x.std()
     with output_file(out_path, inputs=[data_path], overwrite=overwrite) as f:
         info = plot_error_surface(
