@@ -276,11 +276,12 @@ def lab(port, host, no_browser, data_path, x_col, y_col) -> None:
         )
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: --host {host} lets other machines reach this lab", err=True)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as e:
+        sock.close()
         raise InputError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     url = f"http://{host}:{sock.getsockname()[1]}/surface"
     click.echo(f"gradstep lab: {url}  (Ctrl-C stops it)", err=False)

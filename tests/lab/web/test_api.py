@@ -103,3 +103,22 @@ def test_the_stream_sends_the_same_points(client, data):
                 break
     ref = gradient_descent_path(data.x, data.y, 1, 1, 0.05, 20)
     np.testing.assert_allclose([[p["w"], p["b"]] for p in points], ref[1:, :2], rtol=1e-12)
+
+
+def test_the_command_line_refuses_what_it_cannot_serve(tmp_path, capsys):
+    import socket
+
+    from gradstep.cli.main import main
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b\n1,2\n2,4\n3,7\n")
+    assert main(["lab", "--no-browser", "--data", str(csv)]) == 2
+    assert "--data needs --x and --y" in capsys.readouterr().err
+    assert main(["lab", "--no-browser", "--data", str(csv), "--x", "a", "--y", "zz"]) == 2
+    assert "zz" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["lab", "--no-browser", "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
