@@ -21,6 +21,7 @@ from gradstep.operands import (
 from gradstep.ops import activation, elementwise, linalg
 from gradstep.ops import shape as shape_ops
 from gradstep.tensor_inplace import InPlace
+from gradstep.tensor_layout import Layout
 from gradstep.tensor_torch import TorchNames
 
 _new = object.__new__
@@ -39,7 +40,7 @@ def _ints_first(index):
     return first, tuple(i for i, k in zip(index, ints) if not k)
 
 
-class Tensor(TorchNames, InPlace):
+class Tensor(TorchNames, InPlace, Layout):
     """An n-dimensional array with reverse-mode automatic differentiation.
 
     Parameters

@@ -1,33 +1,14 @@
-"""The lecture report read in a real browser: headless Chromium driven by Playwright.
-
-Chromium comes from Debian (``apt-get install -y chromium``; .ci/run installs it and
-Playwright); Playwright's own browser download is not used. Outside CI a machine without them
-skips these tests; under ``CI=true`` they must run.
-"""
+"""The lecture report read in a real browser: headless Chromium driven by Playwright (see
+tests/browser.py for where the browser comes from and when these tests may skip)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from gradstep.cli.main import main
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _playwright():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if sync_playwright is None or not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("CI must have playwright and Debian's chromium (see .ci/run)")
-        pytest.skip("needs playwright and chromium (apt-get install -y chromium)")
-    return sync_playwright
+from tests.browser import chromium
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +20,8 @@ def report(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_playwright = _playwright()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _open(browser, report: Path, width: int):

@@ -8,6 +8,7 @@ import sys
 import click
 import numpy as np
 
+from gradstep.cli.lab import lab as lab_command
 from gradstep.errors import InputError
 from gradstep.io import CheckpointError
 
@@ -218,90 +219,6 @@ def evaluate(run_dir, data_path, out_dir, overwrite) -> None:
         click.echo(f"written to {os.path.abspath(out_dir)}")
 
 
-def _read_xy(data_path: str, x_col: str, y_col: str, sep=None):
-    """Two numeric columns of a CSV for an error surface (rows missing either are left out,
-    and said so); one clear line for anything unusable."""
-    from gradstep.data.tabular import check_columns, numeric_column, read_table
-
-    df = read_table(data_path, sep=sep)
-    check_columns(df, [x_col, y_col], data_path)
-    complete = df[[x_col, y_col]].notna().all(axis=1).to_numpy()
-    if not complete.all():
-        click.echo(f"left out {int((~complete).sum())} rows with a missing {x_col} or {y_col}")
-        df = df[complete]
-    if len(df) < 2:
-        raise InputError(f"{data_path}: fewer than 2 rows with both {x_col} and {y_col}")
-    x, y = numeric_column(df, x_col, data_path), numeric_column(df, y_col, data_path)
-    if max(np.abs(x).max(), np.abs(y).max()) > 1e100:
-        raise InputError(
-            f"{data_path}: values up to {max(np.abs(x).max(), np.abs(y).max()):.3g} are too "
-            "large for an error surface (their squares overflow); rescale the columns"
-        )
-    if np.std(x) == 0:
-        raise InputError(f"{data_path}, column '{x_col}': constant; the surface is degenerate")
-    return x, y
-
-
-@cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--no-browser", is_flag=True, help="Do not open a browser; print the URL only.")
-@click.option("--data", "data_path", help="A CSV for the error surface (default: the lecture's).")
-@click.option("--x", "x_col", help="The input column of --data.")
-@click.option("--y", "y_col", help="The column to predict of --data.")
-def lab(port, host, no_browser, data_path, x_col, y_col) -> None:
-    """The lecture's lab as a local web app (stops with Ctrl-C)."""
-    import socket
-
-    try:
-        import starlette  # noqa: F401
-        import uvicorn
-    except ImportError:
-        raise InputError("gradstep lab needs its extra: pip install 'gradstep[lab]'") from None
-    from gradstep.lab.web.app import SurfaceData, create_app
-
-    if data_path:
-        if not (x_col and y_col):
-            raise InputError("--data needs --x and --y (the two columns of the surface)")
-        x, y = _read_xy(data_path, x_col, y_col)
-        data = SurfaceData(x, y, f"{os.path.basename(data_path)} ({y_col} from {x_col})")
-    else:
-        from gradstep.lab.experiments import load_series
-
-        series, _ = load_series()
-        data = SurfaceData(
-            series[:-1][:365],
-            series[1:][:365],
-            "Seattle 2012 (tomorrow's max temperature from today's, deg C)",
-        )
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"warning: --host {host} lets other machines reach this lab", err=True)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise InputError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    url = f"http://{host}:{sock.getsockname()[1]}/surface"
-    click.echo(f"gradstep lab: {url}  (Ctrl-C stops it)", err=False)
-    sys.stdout.flush()
-    if not no_browser:
-        import webbrowser
-
-        webbrowser.open(url)
-    config = uvicorn.Config(
-        create_app(data), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-    )
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises Ctrl-C
-        pass
-    finally:
-        sock.close()
-    click.echo("gradstep lab stopped")
-
-
 @cli.command()
 @click.option("--data", "data_path", required=True)
 @click.option("--x", "x_col", required=True, help="The input column.")
@@ -318,6 +235,7 @@ def lab(port, host, no_browser, data_path, x_col, y_col) -> None:
 @overwrite_option
 def surface(data_path, x_col, y_col, loss, out_path, sep, overwrite) -> None:
     """The error surface of y = b + w x over (w, b), with gradient descent paths."""
+    from gradstep.cli.lab import read_xy
     from gradstep.lab.surface import plot_error_surface
     from gradstep.paths import check_output, output_file
 
@@ -327,7 +245,7 @@ def surface(data_path, x_col, y_col, loss, out_path, sep, overwrite) -> None:
             f"--out {out_path!r}: the extension must be .png, .pdf or .svg (the figure's format)"
         )
     check_output(out_path, kind="file", inputs=[data_path], overwrite=overwrite)
-    x, y = _read_xy(data_path, x_col, y_col, sep)
+    x, y = read_xy(data_path, x_col, y_col, sep)
     xs = (x - x.mean()) / x.std()
     with output_file(out_path, inputs=[data_path], overwrite=overwrite) as f:
         info = plot_error_surface(
@@ -420,6 +338,9 @@ def datasets(export, overwrite) -> None:
         return
     for name, (about, target, _) in DATASETS.items():
         click.echo(f"{name:<16} {about} (target: {target})")
+
+
+cli.add_command(lab_command, name="lab")
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from gradstep.lab.experiments import load_series
 from gradstep.lab.surface import gradient_descent_path
-from tests.lab.test_report_browser import CHROMIUM, _playwright
+from tests.browser import chromium
 
 
 def _free_port() -> int:
@@ -59,13 +59,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_playwright = _playwright()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _page(browser, url):
