@@ -28,8 +28,7 @@ def gd_one_parameter(path: str, w0: float = -0.3, lr: float = 0.05, steps: int =
     Started left of the bump, gradient descent stops in the local minimum where dL/dw = 0,
     not the global one: the lecture's "stuck at a local minimum"."""
 
-    def L(w):
-        return 0.5 * w**4 - 1.2 * w**3 - 0.2 * w**2 + 1.1 * w + 1
+    from gradstep.lab.one_parameter import loss as L
 
     ws = [w0]
     for _ in range(steps):

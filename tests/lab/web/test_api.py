@@ -66,7 +66,7 @@ def test_the_grid_is_the_error_surface(client, data):
         ({"lr": "abc"}, "lr must be a number"),
         ({"lr": "nan"}, "lr must be a finite number"),
         ({}, "lr is required"),
-        ({"lr": 0.1, "loss": "hinge"}, "loss must be 'mse' or 'mae'"),
+        ({"lr": 0.1, "loss": "hinge"}, "loss must be one of mse, mae"),
         ({"lr": 0.1, "w": "inf"}, "w must be a finite number"),
         ({"lr": 0.1, "steps": 0}, "steps must be at least 1"),
         ({"lr": 0.1, "steps": 10**9}, "steps must be at most"),

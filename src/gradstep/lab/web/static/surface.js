@@ -2,8 +2,9 @@
 // server computes every update with the engine; Run streams updates (Server-Sent Events).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-const query = new URLSearchParams(location.search);
+const query = Lab.query;
+const fmt = Lab.fmt;
+const showError = Lab.showError;
 const state = {
   lr: query.get("lr") || "0.1",
   loss: query.get("loss") || "mse",
@@ -13,21 +14,8 @@ const state = {
 };
 state.w = state.w0; state.b = state.b0;
 
-function fmt(v) {
-  if (v === null || v === undefined) return "-";
-  const a = Math.abs(v);
-  return a !== 0 && (a >= 1e6 || a < 1e-4) ? v.toExponential(4) : v.toPrecision(6);
-}
-
-function showError(message) {
-  const e = $("error");
-  e.textContent = message || "";
-  e.hidden = !message;
-}
-
 function saveState() {
-  const q = new URLSearchParams({ lr: state.lr, loss: state.loss, w0: state.w0, b0: state.b0 });
-  history.replaceState(null, "", `${location.pathname}?${q}`);
+  Lab.save({ lr: state.lr, loss: state.loss, w0: state.w0, b0: state.b0 });
 }
 
 function readout(status) {
@@ -46,12 +34,7 @@ function readout(status) {
   s.className = status;
 }
 
-async function api(path, params) {
-  const r = await fetch(`${path}?${new URLSearchParams(params)}`, { headers: { accept: "application/json" } });
-  const body = await r.json();
-  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
-  return body;
-}
+const api = Lab.get;
 
 // The readouts change with every update; the plot is redrawn at most every 100 ms with all the
 // points that came meanwhile (a redraw of the contour map costs tens of milliseconds).
@@ -152,15 +135,13 @@ async function run() {
     return;
   }
   state.offset = state.steps;
-  const source = new EventSource(`/api/surface/run?${new URLSearchParams(p)}`);
+  const source = Lab.stream("/api/surface/run", p, (point) => {
+    if (state.source !== source) return;
+    const status = addPoint(point);
+    if (status !== "running") stop(status);
+  }, () => { if (state.source === source) stop("paused"); });
   state.source = source;
   $("run").textContent = "Pause";
-  source.onmessage = (ev) => {
-    const status = addPoint(JSON.parse(ev.data));
-    if (status !== "running") stop(status);
-  };
-  source.addEventListener("end", () => stop("paused"));
-  source.onerror = () => { if (state.source === source) stop("paused"); };
 }
 
 $("lr").value = state.lr;
@@ -170,5 +151,8 @@ $("run").addEventListener("click", run);
 $("reset").addEventListener("click", reset);
 $("loss-kind").addEventListener("change", () => { params(); reset(); drawSurface(); });
 $("lr").addEventListener("change", () => { params(); });
+Lab.wireExports("surface", "plot", () => ({
+  path: "/api/surface/model", params: { w: state.w, b: state.b, lr: state.lr, loss: state.loss },
+}));
 readout("ready");
 drawSurface();
