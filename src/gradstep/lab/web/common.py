@@ -49,7 +49,8 @@ def integer(params, name: str, default=None, low=None, high=None) -> int:
 def choice(params, name: str, options, default=None) -> str:
     value = params.get(name) or default
     if value not in options:
-        raise BadRequestError(f"{name} must be one of {', '.join(map(str, options))}, got {value!r}")
+        listed = ", ".join(map(str, options))
+        raise BadRequestError(f"{name} must be one of {listed}, got {value!r}")
     return value
 
 
