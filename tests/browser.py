@@ -30,3 +30,36 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+class PanelPage:
+    """A page of the lab opened in Chromium, recording console errors and any request that
+    leaves 127.0.0.1 (there must be none of either)."""
+
+    def __init__(self, browser, url, ready: str = "#plot .main-svg", width: int = 1100):
+        self.page = browser.new_page(
+            viewport={"width": width, "height": 900}, accept_downloads=True
+        )
+        self.problems, self.outside = [], []
+        self.page.on(
+            "console", lambda m: self.problems.append(m.text) if m.type == "error" else None
+        )
+        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
+        self.page.on(
+            "request",
+            lambda r: self.outside.append(r.url) if "127.0.0.1" not in r.url else None,
+        )
+        self.page.goto(url)
+        self.page.wait_for_selector(ready)
+
+    def clean(self) -> bool:
+        return self.problems == [] and self.outside == []
+
+
+def screenshot(page, name: str, tmp_path) -> str:
+    """Save the panel's screenshot: into $GRADSTEP_SCREENSHOTS when set (docs/lab.md's images
+    are made by ``GRADSTEP_SCREENSHOTS=docs/images pytest tests/lab/web``), else a temp dir."""
+    folder = os.environ.get("GRADSTEP_SCREENSHOTS") or str(tmp_path)
+    path = os.path.join(folder, f"lab-{name}.png")
+    page.screenshot(path=path, full_page=True)
+    return path

@@ -3,12 +3,6 @@ real `gradstep lab` process on 127.0.0.1 that the test starts and stops by its P
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -16,63 +10,12 @@ import pytest
 
 from gradstep.lab.experiments import load_series
 from gradstep.lab.surface import gradient_descent_path
-from tests.browser import chromium
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gradstep.cli", "lab", "--no-browser", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/surface", line)
-        assert match, line
-        base = f"http://127.0.0.1:{match.group(1)}"
-        for _ in range(100):  # until it answers
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
-        try:
-            out, _ = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise AssertionError("gradstep lab did not stop on Ctrl-C") from None
-        assert "stopped" in out, out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
+from tests.browser import PanelPage, screenshot
 
 
 def _page(browser, url):
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    problems = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    outside = []
-    page.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
-    page.goto(url)
-    page.wait_for_function("() => document.querySelector('#plot .main-svg') !== null")
-    return page, problems, outside
+    p = PanelPage(browser, url)
+    return p.page, p.problems, p.outside
 
 
 def _data():
@@ -94,7 +37,7 @@ def test_fifty_steps_land_where_the_library_says(browser, server, tmp_path):
     assert abs(w - ref[-1, 0]) < 1e-6 and abs(b - ref[-1, 1]) < 1e-6
     assert "lr=0.001" in page.url and "w0=2" in page.url  # the state is in the address
     assert problems == [] and outside == []
-    page.screenshot(path=str(tmp_path / "surface.png"))
+    screenshot(page, "surface", tmp_path)
     page.close()
 
 
