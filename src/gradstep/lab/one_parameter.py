@@ -1,8 +1,9 @@
 """Gradient descent on one parameter: the lecture's L(w) with a local minimum to get stuck in.
 
-L(w) = 0.5 w^4 - 1.2 w^3 - 0.2 w^2 + 1.1 w + 1 has a local minimum near w = -0.53 and the
-global one near w = 1.73 (a bump between them). Started left of the bump, w <- w - lr dL/dw
-stops where dL/dw = 0 in the local minimum, however long it runs.
+L(w) = 0.5 w^4 - 1.2 w^3 - 0.2 w^2 + 0.8 w + 1 has a local minimum near w = -0.47 (L = 0.73)
+and the global one near w = 1.79 (L = 0.04), with a bump between them (L = 1.23 at w = 0.48).
+Started left of the bump, w <- w - lr dL/dw stops where dL/dw = 0 in the local minimum, however
+long it runs.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 from gradstep.tensor import Tensor
 
 #: L(w)'s coefficients, highest power first.
-COEFFICIENTS = (0.5, -1.2, -0.2, 1.1, 1.0)
-FORMULA = "L(w) = 0.5 w^4 - 1.2 w^3 - 0.2 w^2 + 1.1 w + 1"
+COEFFICIENTS = (0.5, -1.2, -0.2, 0.8, 1.0)
+FORMULA = "L(w) = 0.5 w^4 - 1.2 w^3 - 0.2 w^2 + 0.8 w + 1"
 DIVERGED = 1e6  # |w| past this is a walk to infinity
 
 
