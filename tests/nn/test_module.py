@@ -101,3 +101,21 @@ def test_loss_modules_and_bad_arguments():
         nn.MSELoss(reduction="avg")
     with pytest.raises(ValueError, match="in_features"):
         nn.Linear(0, 3)
+
+
+def test_replacing_a_child_keeps_its_place():
+    """PyTorch's model[1] = nn.Tanh() keeps the order; it used to move the child to the end,
+    so a Sequential ran Linear, Linear, Tanh."""
+    import numpy as np
+
+    from gradstep import nn
+
+    m = nn.mlp(2, [3], 1)
+    m[1] = nn.Tanh()
+    assert [type(c).__name__ for c in m.children()] == ["Linear", "Tanh", "Linear"]
+    x = np.ones((4, 2), np.float32)
+    expected = m[2](m[1](m[0](x))).data
+    np.testing.assert_array_equal(m(x).data, expected)
+    m.extra = nn.ReLU()
+    m.extra = nn.Sigmoid()
+    assert list(m._modules) == ["0", "1", "2", "extra"]

@@ -161,6 +161,12 @@ class Sequential(Module):
             return Sequential(OrderedDict(list(self._modules.items())[i]))
         return list(self._modules.values())[i]
 
+    def __setitem__(self, i: int, module: Module) -> None:
+        """``model[1] = nn.Tanh()``: replace the i-th module in its place."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: item {i} must be a Module, got {type(module).__name__}")
+        setattr(self, list(self._modules)[i], module)
+
     def __len__(self) -> int:
         return len(self._modules)
 

@@ -44,14 +44,18 @@ class Module:
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
         was_buffer = name in self._buffers
-        for registry in (self._parameters, self._modules, self._buffers):
-            registry.pop(name, None)
+        target = None
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            target = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
+            target = self._modules
         elif was_buffer and value is not None:  # self.running_mean = new: still a buffer
-            self._buffers[name] = value
+            target = self._buffers
+        for registry in (self._parameters, self._modules, self._buffers):
+            if registry is not target:
+                registry.pop(name, None)
+        if target is not None:  # a replaced child keeps its place (Sequential's order), as PyTorch
+            target[name] = value
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
