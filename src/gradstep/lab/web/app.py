@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from gradstep.lab.web.common import BadRequestError, RunStore
+from gradstep.lab.web.common import BadRequestError, RunStore, engine_held
 from gradstep.lab.web.panels import PANELS
 from gradstep.lab.web.panels.surface import SurfaceData
 
@@ -43,7 +43,8 @@ class Lab:
 
         async def endpoint(request):
             try:
-                return await fn(request)
+                async with engine_held():
+                    return await fn(request)
             except BadRequestError as e:
                 return JSONResponse({"error": str(e)}, status_code=400)
             except Exception as e:  # noqa: BLE001 - a request never stops the lab

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import math
 import threading
@@ -102,10 +103,43 @@ def download(obj, filename: str):
     )
 
 
+#: The engine's switches (grad mode, default dtype, the global generator) are process-wide, as
+#: in a script; the lab serves many tabs from threads, so each piece of engine work (one API
+#: call, one update of a stream) holds this lock. Updates of two tabs' trainings interleave.
+ENGINE = threading.Lock()
+
+
+@contextlib.asynccontextmanager
+async def engine_held():
+    """Hold the engine lock in a coroutine, waiting for it in a thread (never on the event
+    loop); a request cancelled while it waits releases the lock as soon as it gets it."""
+    task = asyncio.ensure_future(asyncio.to_thread(ENGINE.acquire))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda _: ENGINE.release())
+        raise
+    try:
+        yield
+    finally:
+        ENGINE.release()
+
+
+async def engine_locked(fn, *args):
+    """``fn(*args)`` in a worker thread, holding the engine lock."""
+
+    def locked():
+        with ENGINE:
+            return fn(*args)
+
+    return await asyncio.to_thread(locked)
+
+
 def event_stream(request, events, rate: float | None = None):
     """A Server-Sent Events response of the dicts ``events`` yields. Each is computed in a
-    worker thread, so a long training never holds up other requests (another tab, a Step);
-    the stream stops when the page goes away."""
+    worker thread under the engine lock, so a long training never holds up other requests
+    (another tab, a Step); the stream stops when the page goes away. A failure ends it with a
+    ``failed`` event carrying the message, which the page shows."""
     from starlette.responses import StreamingResponse
 
     done = object()
@@ -113,7 +147,12 @@ def event_stream(request, events, rate: float | None = None):
     async def lines():
         iterator = iter(events)
         while True:
-            item = await asyncio.to_thread(next, iterator, done)
+            try:
+                item = await engine_locked(next, iterator, done)
+            except Exception as e:  # noqa: BLE001 - the page is told; the lab goes on
+                message = str(e) if isinstance(e, BadRequestError) else f"{type(e).__name__}: {e}"
+                yield f"event: failed\ndata: {json.dumps({'error': message})}\n\n"
+                return
             if item is done or await request.is_disconnected():
                 break
             yield f"data: {json.dumps(item)}\n\n"

@@ -55,16 +55,18 @@ const Lab = {
     const end = () => { if (!ended) { ended = true; source.close(); onEnd(); } };
     source.onmessage = (ev) => onPoint(JSON.parse(ev.data));
     source.addEventListener("end", end);
+    source.addEventListener("failed", (ev) => { Lab.showError(JSON.parse(ev.data).error); end(); });
     source.onerror = end;
     return source;
   },
 
   // The two buttons every panel has: the figure as PNG (drawn by Plotly in the page) and the
   // model as a gradstep checkpoint (written by the server; gradstep.load reads it).
-  wireExports(name, plotId, modelRequest) {
-    $("export-png").addEventListener("click", () => {
+  // savePng: the panel's own PNG export, for a figure that is not a Plotly plot.
+  wireExports(name, plotId, modelRequest, savePng) {
+    $("export-png").addEventListener("click", savePng || (() => {
       Plotly.downloadImage(plotId, { format: "png", filename: name, width: 1000, height: 600 });
-    });
+    }));
     $("export-model").addEventListener("click", async () => {
       Lab.showError("");
       try {
