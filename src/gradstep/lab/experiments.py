@@ -79,6 +79,41 @@ def windows(days: int, max_days: int = 56):
     return X[~test], y[~test], X[test], y[test]
 
 
+@dataclass
+class Standardised:
+    """One experiment's windows and the statistics that standardise them, as
+    :func:`run_experiment` does: inputs by a StandardScaler fitted on the training windows, the
+    target by the training targets' mean and standard deviation (so the output bias need not
+    walk 15 degrees). ``degrees`` turns a standardised prediction back into degrees C."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    scaler: StandardScaler
+    y_mean: float
+    y_std: float
+
+    def inputs(self, X) -> np.ndarray:
+        """The windows ``X`` as the model sees them (float64)."""
+        return self.scaler.transform(np.asarray(X, np.float64))
+
+    def targets(self, y) -> np.ndarray:
+        """The temperatures ``y`` as the model is trained on them: a standardised column."""
+        return ((np.asarray(y, np.float64) - self.y_mean) / self.y_std)[:, None]
+
+    def degrees(self, prediction) -> np.ndarray:
+        """A standardised prediction (any shape) back in degrees C."""
+        return np.asarray(prediction, np.float64) * self.y_std + self.y_mean
+
+
+def standardised_windows(days: int) -> Standardised:
+    """:func:`windows` for ``days`` with :func:`run_experiment`'s standardisation fitted on the
+    training part (2012-2014) only, so the test year (2015) stays unseen."""
+    Xtr, ytr, Xte, yte = windows(days)
+    return Standardised(Xtr, ytr, Xte, yte, StandardScaler().fit(Xtr), ytr.mean(), ytr.std())
+
+
 def run_experiment(exp: Experiment, epochs: int, seed: int = 0) -> dict:
     Xtr, ytr, Xte, yte = windows(exp.days)
     scaler = StandardScaler().fit(Xtr)
