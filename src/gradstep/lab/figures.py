@@ -68,21 +68,18 @@ def piecewise(path: str, epochs: int = 300) -> dict:
     """A piecewise-linear curve = constant + a sum of hard sigmoids; smooth sigmoids
     c sigmoid(b + w x) approximate each (what w, b, c do), pairs of ReLUs make one exactly,
     and a SigmoidSum trained on a real curve, with its parts."""
+    from gradstep.lab.piecewise import CONSTANT, target_parts
+
     x = np.linspace(0, 1, 400)
-    const = 0.3
-
-    def hard(x, a, b, h):  # 0 before a, rises linearly to h at b, flat after
-        return h * np.clip((x - a) / (b - a), 0, 1)
-
-    parts = [hard(x, 0.1, 0.3, 0.6), hard(x, 0.45, 0.55, -0.8), hard(x, 0.7, 0.8, 0.4)]
-    target = const + sum(parts)
+    parts = target_parts(x)  # the lab's /piecewise panel fits the same curve
+    target = CONSTANT + sum(parts)
     plt = _plt()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     ax = axes[0, 0]
     ax.plot(x, target, "k", lw=2, label="piecewise linear")
-    ax.axhline(const, color="gray", ls=":", label="constant")
+    ax.axhline(CONSTANT, color="gray", ls=":", label="constant")
     for p in parts:
-        ax.plot(x, const + p, "--", lw=1)
+        ax.plot(x, CONSTANT + p, "--", lw=1)
     ax.set_title("constant + sum of hard sigmoids")
     ax.legend(fontsize=7)
     ax = axes[0, 1]

@@ -11,4 +11,7 @@ against the library. Every panel offers the figure as PNG and its model as a che
 PANELS = {
     "surface": ("surface", "The error surface and gradient descent on it"),
     "one-parameter": ("one_parameter", "Gradient descent on one parameter, and a local minimum"),
+    "piecewise": ("piecewise", "A curve built from sigmoids or ReLUs, by hand or by training"),
+    "models": ("models", "The lecture's experiment: models on the Seattle data, trained live"),
+    "backprop": ("backprop", "Backpropagation: one weight's gradient, pass by pass"),
 }
