@@ -122,3 +122,24 @@ def test_the_command_line_refuses_what_it_cannot_serve(tmp_path, capsys):
         port = busy.getsockname()[1]
         assert main(["lab", "--no-browser", "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_the_surface_line_exports_as_a_model_on_the_raw_x(client, data, tmp_path):
+    from gradstep.lab.checkpoints import load_model
+
+    r = client.get("/api/surface/model", params={"w": 1.5, "b": -2.0, "lr": 0.1})
+    assert r.status_code == 200
+    path = tmp_path / "line.safetensors"
+    path.write_bytes(r.content)
+    model = load_model(str(path))
+    raw = np.array([[0.0], [4.0], [9.5]])
+    expected = -2.0 + 1.5 * (raw[:, 0] - data.x_mean) / data.x_std
+    np.testing.assert_allclose(model(raw).data[:, 0], expected, rtol=1e-5)
+    assert client.get("/api/surface/model", params={"w": 1e13}).status_code == 400
+
+
+def test_the_vendored_plotly_comes_with_its_license(client):
+    js = client.get("/vendor/plotly.min.js")
+    assert js.status_code == 200 and b"plotly.js" in js.content[:200]
+    lic = client.get("/vendor/plotly-LICENSE.txt")
+    assert lic.status_code == 200 and "MIT" in lic.text and "Plotly" in lic.text

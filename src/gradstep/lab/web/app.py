@@ -84,8 +84,9 @@ def create_app(data: SurfaceData):
         from importlib.metadata import distribution
 
         dist = distribution("plotly")
-        names = [str(f) for f in dist.files or () if "LICENSE" in str(f).upper()]
-        text = dist.read_text(names[0].split(".dist-info/")[-1]) if names else None
+        names = [str(f) for f in dist.files or () if ".dist-info/" in str(f)]
+        names = [n.split(".dist-info/")[-1] for n in names if "LICENSE" in n.upper()]
+        text = dist.read_text(names[0]) if names else None
         return PlainTextResponse(text or "plotly: MIT license (see https://plotly.com)")
 
     async def favicon(request):

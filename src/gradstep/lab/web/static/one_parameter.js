@@ -125,8 +125,8 @@ async function draw() {
     { x: [], y: [], mode: "markers", name: "now", marker: { size: 11, color: "#d62728" } },
   ];
   const layout = {
-    margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { title: "w" },
-    yaxis: { title: "L(w)", range: [lo - 0.5, lo + 6] }, legend: { orientation: "h" },
+    margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { title: { text: "w" } },
+    yaxis: { title: { text: "L(w)" }, range: [lo - 0.5, lo + 6] }, legend: { orientation: "h" },
   };
   await Plotly.react("plot", traces, layout, { responsive: true, displaylogo: false });
   $("plot").on("plotly_click", (ev) => {

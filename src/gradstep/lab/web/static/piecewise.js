@@ -112,8 +112,8 @@ function draw(cv) {
       line: { color: "#d62728", width: 2.5 } },
   ];
   const layout = {
-    margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { title: "x", range: [0, 1] },
-    yaxis: { title: "y", range: [-1.5, 1.7] }, legend: { font: { size: 11 } },
+    margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { title: { text: "x" }, range: [0, 1] },
+    yaxis: { title: { text: "y" }, range: [-1.5, 1.7] }, legend: { font: { size: 11 } },
   };
   for (const t of traces) t.mode = "lines";
   Plotly.react("plot", traces, layout, { responsive: true, displaylogo: false });

@@ -65,14 +65,14 @@ async function drawSurface() {
     const g = await api("/api/surface/grid", { loss: state.loss });
     const contour = {
       type: "contour", x: g.w, y: g.b, z: g.log10_loss, colorscale: "Viridis",
-      colorbar: { title: "log10 L" }, hoverinfo: "skip", ncontours: 30,
+      colorbar: { title: { text: "log10 L" } }, hoverinfo: "skip", ncontours: 30,
     };
     const path = { type: "scatter", mode: "lines+markers", x: [state.w0], y: [state.b0],
       line: { color: "#ff7f0e" }, marker: { size: 4 }, name: "path" };
     const best = { type: "scatter", mode: "markers", x: [g.least_squares[0]], y: [g.least_squares[1]],
       marker: { symbol: "x", size: 12, color: "white" }, name: "least squares" };
-    const layout = { margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { title: "w" },
-      yaxis: { title: "b" }, showlegend: false };
+    const layout = { margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { title: { text: "w" } },
+      yaxis: { title: { text: "b" } }, showlegend: false };
     await Plotly.react("plot", [contour, path, best], layout, { responsive: true, displaylogo: false });
     const plot = $("plot");
     plot.on("plotly_click", (ev) => {
