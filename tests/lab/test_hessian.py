@@ -15,7 +15,7 @@ from gradstep.lab.critical_points import (
     find_critical_point,
     inspect_critical_point,
 )
-from gradstep.lab.hessian import LossFunction, hvp, model_hessian
+from gradstep.lab.network_hessian import LossFunction, hvp, model_hessian
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(-1, 1, (100, 1))

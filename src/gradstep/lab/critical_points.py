@@ -1,5 +1,5 @@
 """Critical points of real networks (the lecture after the seed's): where the gradient is
-small, is it a local minimum or a saddle point? The exact Hessian (``gradstep.lab.hessian``)
+small, is it a local minimum or a saddle point? The exact Hessian (``gradstep.lab.network_hessian``)
 answers; the course's Gauss-Newton "minimum ratio" is computed beside it for comparison.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradstep import nn, optim
-from gradstep.lab.hessian import LossFunction, extreme_eigenvalues
+from gradstep.lab.network_hessian import LossFunction, extreme_eigenvalues
 
 FULL_LIMIT = 2000  # parameters up to which every eigenvalue is computed
 
