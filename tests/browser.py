@@ -63,3 +63,14 @@ def screenshot(page, name: str, tmp_path) -> str:
     path = os.path.join(folder, f"lab-{name}.png")
     page.screenshot(path=path, full_page=True)
     return path
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def downloaded(page, selector: str) -> bytes:
+    """Click ``selector`` and return the bytes of the file the page offers for download."""
+    with page.expect_download() as d:
+        page.click(selector)
+    with open(d.value.path(), "rb") as f:
+        return f.read()

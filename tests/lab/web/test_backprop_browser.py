@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import gradstep as gs
+from gradstep.io import loads
 from gradstep.lab import backprop as bp
 from gradstep.lab.checkpoints import load_model
 from gradstep.tensor import Tensor
-from tests.browser import screenshot
+from tests.browser import PNG_SIGNATURE, downloaded, screenshot
 
 READY = "#network-svg .weight"
 TORCH_ACT = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
@@ -127,14 +127,8 @@ def test_clicked_weights_are_explained_as_pytorch_computes_them(open_panel, serv
     assert _check_selected(page, "0.weight", (1, 0), "tanh", [0.3]) == after
     screenshot(page, "backprop", tmp_path)
 
-    with page.expect_download() as d:
-        page.click("#export-png")
-    png = d.value.path()
-    with open(png, "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    with page.expect_download() as d:
-        page.click("#export-model")
-    ckpt = gs.load(str(d.value.path()))
+    assert downloaded(page, "#export-png").startswith(PNG_SIGNATURE)
+    ckpt = loads(downloaded(page, "#export-model"))
     assert ckpt["panel"] == "backprop" and ckpt["architecture"]["activation"] == "tanh"
     x = Tensor(bp.PANEL_X, dtype=np.float64)
     expected = bp.panel_network("tanh", 3, [0.3])(x).data

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import gradstep as gs
+from gradstep.io import loads
 from gradstep.lab.checkpoints import load_model
 from gradstep.lab.experiments import windows
 from gradstep.lab.live import train_live
-from tests.browser import screenshot
+from tests.browser import PNG_SIGNATURE, downloaded, screenshot
 
 DONE = "() => /^done/.test(document.querySelector('#status').textContent)"
 
@@ -72,13 +73,8 @@ def test_training_shows_the_librarys_numbers_and_exports_them(open_panel, server
     }
     screenshot(page, "models", tmp_path)
 
-    with page.expect_download() as d:
-        page.click("#export-png")
-    with open(d.value.path(), "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    with page.expect_download() as d:
-        page.click("#export-model")
-    ckpt = gs.load(d.value.path())
+    assert downloaded(page, "#export-png").startswith(PNG_SIGNATURE)
+    ckpt = loads(downloaded(page, "#export-model"))
     s = ckpt["settings"]
     assert s["epochs_done"] == 20 and ckpt["architecture"]["hidden"] == [100]
     _, _, Xte, yte = windows(56)
@@ -118,9 +114,7 @@ def test_bad_input_stop_and_two_tabs_training_at_once(open_panel, server):
     shown = page.text_content("#epoch-count")
     time.sleep(0.5)
     assert page.text_content("#epoch-count") == shown and int(shown) < 1000
-    with page.expect_download() as d:
-        page.click("#export-model")
-    assert gs.load(d.value.path())["settings"]["epochs_done"] == int(shown)
+    assert loads(downloaded(page, "#export-model"))["settings"]["epochs_done"] == int(shown)
 
     # two tabs, two configurations, trained at the same time: each gets its own numbers
     other = open_panel(f"{server}/models").page

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import gradstep as gs
+from gradstep.io import loads
 from gradstep.lab import one_parameter as lib
-from tests.browser import screenshot
+from tests.browser import PNG_SIGNATURE, downloaded, screenshot
 
 
 def _value(page, sel) -> float:
@@ -49,13 +49,8 @@ def test_steps_tangent_and_the_local_minimum(open_panel, server, tmp_path):
     )
     assert _value(page, "#w") == pytest.approx(lib.minima()["global"], abs=1e-5)
     # the figure as PNG and w as a checkpoint
-    with page.expect_download() as d:
-        page.click("#export-png")
-    with open(d.value.path(), "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    with page.expect_download() as d:
-        page.click("#export-model")
-    ckpt = gs.load(d.value.path())
+    assert downloaded(page, "#export-png").startswith(PNG_SIGNATURE)
+    ckpt = loads(downloaded(page, "#export-model"))
     assert ckpt["model"]["w"][0] == pytest.approx(_value(page, "#w"), rel=1e-12)
     assert np.isfinite(ckpt["model"]["w"]).all()
     assert p.clean(), (p.problems, p.outside)

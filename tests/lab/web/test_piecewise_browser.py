@@ -13,7 +13,7 @@ import gradstep as gs
 from gradstep.lab import piecewise as pw
 from gradstep.lab.checkpoints import load_model
 from gradstep.tensor import Tensor
-from tests.browser import screenshot
+from tests.browser import PNG_SIGNATURE, downloaded, screenshot
 
 RELU_START = "kind=relu&w=5.3,-4.1,7.7,3.1&b=-0.4,2.3,-5.1,-1.7&c=0.45,-0.3,0.6,-0.2&c0=0.31"
 
@@ -62,15 +62,9 @@ def test_sliders_draw_the_librarys_curve_and_the_exports_work(open_panel, server
     query = parse_qs(urlparse(page.url).query)
     assert query["kind"] == ["sigmoid"] and query["w"] == ["12,20,12"]
     assert query["c"] == ["0.65,-0.8,0.4"] and query["lr"] == ["0.02"]
-    with page.expect_download() as download:
-        page.click("#export-png")
-    png = tmp_path / "piecewise.png"
-    download.value.save_as(png)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with page.expect_download() as download:
-        page.click("#export-model")
+    assert downloaded(page, "#export-png").startswith(PNG_SIGNATURE)
     path = tmp_path / "piecewise.safetensors"
-    download.value.save_as(path)
+    path.write_bytes(downloaded(page, "#export-model"))
     assert gs.load(str(path))["settings"]["w"] == "12,20,12"
     x = np.linspace(0, 1, 21)
     out = load_model(str(path))(Tensor(x[:, None], dtype=np.float64)).data[:, 0]
