@@ -98,11 +98,13 @@ def inspect_critical_point(model, loss_fn, X, y, tol: float = 1e-6, grad_tol: fl
     return result
 
 
-def _damped_step(f: LossFunction, g: np.ndarray, mu: float) -> np.ndarray:
+def _damped_step(f: LossFunction, g: np.ndarray, mu: float, eigh=None) -> np.ndarray:
     """The Levenberg-Marquardt step on |g|^2 / 2: -(H^2 + mu I)^-1 H g. Small mu is Newton's
-    step on g (-H^-1 g); large mu is gradient descent on |g|^2 (direction -2 H g)."""
-    if f.size <= FULL_LIMIT:
-        lam, Q = np.linalg.eigh(f.hessian())
+    step on g (-H^-1 g); large mu is gradient descent on |g|^2 (direction -2 H g). ``eigh`` is
+    the Hessian's eigendecomposition at theta when the caller has it (a rejected step retries
+    from the same point with a larger mu: no new Hessian)."""
+    if eigh is not None:
+        lam, Q = eigh
         return -Q @ (lam / (lam**2 + mu) * (Q.T @ g))
     from scipy.sparse.linalg import LinearOperator, cg
 
@@ -142,12 +144,15 @@ def find_critical_point(
     g = f.grad()
     norms = [float(np.linalg.norm(g))]
     mu = 1e-6 * max(norms[0], 1e-12)
+    eigh = None
     while len(norms) <= max_steps and norms[-1] >= grad_tol and mu < 1e12:
         theta = f.theta.copy()
-        f.move_to(theta + _damped_step(f, g, mu))
+        if eigh is None and f.size <= FULL_LIMIT:
+            eigh = np.linalg.eigh(f.hessian())
+        f.move_to(theta + _damped_step(f, g, mu, eigh))
         g_new = f.grad()
         if np.linalg.norm(g_new) < norms[-1]:
-            g, mu = g_new, mu / 3
+            g, mu, eigh = g_new, mu / 3, None
             norms.append(float(np.linalg.norm(g)))
         else:  # too bold (or across a kink): back, and lean toward gradient descent
             f.move_to(theta)
