@@ -102,3 +102,11 @@ def _closure(fn) -> dict:
         if fn is not None and not hasattr(fn, "__code__"):
             fn = getattr(fn, "fn", None)  # a CompiledStep: the step function inside
     return out
+
+
+def test_lanczos_benchmark_finds_the_same_eigenvalues_as_pytorch():
+    import lanczos
+
+    result = lanczos.main(["--tiny", "--rounds", "1", "--k", "3"])
+    assert result["eigenvalue_difference"] < 1e-9
+    assert result["hvp_calls"]["gradstep"] > 3 and result["gradstep_s"] > 0
