@@ -46,6 +46,8 @@ def test_lecture_quick_writes_the_report_with_table_and_every_figure(tmp_path, c
         "overfitting.png",
         "three_tasks.png",
         "backprop.png",
+        "minimum_ratio.png",
+        "saddle_escape.png",
         "experiments.png",
         "learning_curves.png",
     ]
@@ -59,6 +61,13 @@ def test_lecture_quick_writes_the_report_with_table_and_every_figure(tmp_path, c
     for r in results["experiments"]:
         assert np.isfinite(r["train_mae"]) and r["test_mae"] < 10  # degrees C: it learned
     assert results["critical_points"]["x^2 - y^2"]["kind"] == "saddle point"
+    ratio, escape = results["minimum_ratio"], results["saddle_escape"]
+    assert ratio["seeds"] == len(ratio["rows"]) >= 5
+    assert all(r["minimum_ratio"] == r["n_positive"] / 385 for r in ratio["rows"])
+    assert ratio["exact_mean"] < ratio["gauss_newton_mean"]  # the course's method sees no saddle
+    assert escape["verdict"] == "saddle point" and escape["eigenvalue"] < 0
+    assert escape["loss_at_t_max"] < escape["loss_at_saddle"] == escape["gd_from_saddle_final"]
+    assert "When the gradient is small" in md
 
 
 @pytest.mark.parametrize("task", ["regression", "classification"])

@@ -109,6 +109,18 @@ def _run_lecture_into(tmp: str, quick: bool, progress: bool) -> dict:
         for r in [critical.classify_critical_point(f, [0.0, 0.0])]
     }
 
+    # 2b. when the gradient is small: HW2-2 by the exact Hessian, a saddle escaped
+    from gradstep.lab import figures_small_gradient as small
+
+    figure(
+        "minimum_ratio.png",
+        "minimum_ratio",
+        small.minimum_ratio,
+        seeds=6 if quick else 20,
+        max_steps=8 if quick else 15,
+    )
+    figure("saddle_escape.png", "saddle_escape", small.saddle_escape, steps=100 if quick else 300)
+
     # 3. backpropagation explained, on a small network
     import gradstep as gs
     from gradstep import nn

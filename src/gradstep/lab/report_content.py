@@ -132,6 +132,8 @@ def overfitting_story(o: dict) -> tuple[str, list[str]]:
 
 def sections(results: dict) -> list[dict]:
     """The report's sections in the lecture's order, each with its figures and tables."""
+    from gradstep.lab import report_small_gradient as small_gradient
+
     s, o = results["surface"], results["overfitting"]
     g1, pw, tt = results["gd_one_parameter"], results["piecewise"], results["three_tasks"]
     crit = results["critical_points"]
@@ -264,6 +266,7 @@ def sections(results: dict) -> list[dict]:
                 }
             ],
         },
+        small_gradient.section(results),
         {
             "id": "overfitting",
             "title": "Overfitting",

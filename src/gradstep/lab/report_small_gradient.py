@@ -1,0 +1,66 @@
+"""The words of the report's section "When the gradient is small", from one run's numbers (the
+lecture after the three steps: critical points of real networks, saddles, landscapes, batch size,
+momentum and adaptive learning rates)."""
+
+from __future__ import annotations
+
+from gradstep.lab.hw2_2 import HIDDEN
+from gradstep.lab.report_content import _f, figure
+
+
+def _ratio_paragraphs(m: dict) -> list[str]:
+    return [
+        f"The course's HW2-2 trains a 1 -> {HIDDEN} ReLU -> 1 network ({3 * HIDDEN + 1} "
+        "parameters) on y = sin(3x) until the gradient is small, then asks the Hessian what "
+        f"kind of point it is. gradstep did it {m['seeds']} times (Adam for 250 to 2,000 "
+        "epochs, then minimising |g|^2 by Levenberg-Marquardt steps): "
+        f"{m['reached']} trainings got |g| under 1e-4, the others stalled just above it, "
+        f"with losses from {_f(m['loss_range'][0])} to {_f(m['loss_range'][1])}.",
+        f"By the exact Hessian, {m['saddles']} of the {m['seeds']} points are saddle points "
+        f"(a median of {m['negative_median']:g} negative eigenvalues), {m['flat']} flat "
+        f"and {m['minima']} strict local minima; {_f(100 * m['zero_share'])}% of all "
+        "eigenvalues are zero to 1e-6 of the largest (dead ReLUs and units that can trade "
+        "weights without changing the function): the minimum ratio, the share of positive "
+        f"eigenvalues, averages {_f(m['exact_mean'])}. The course's per-layer Gauss-Newton "
+        f"matrix gives {_f(m['gauss_newton_mean'])} on the same points. That matrix is "
+        "positive semi-definite by construction, so it cannot see a negative direction, and "
+        f"each layer's block has rank at most the {m['points']} data points: at most "
+        f"{_f(m['gauss_newton_bound'])} of it can be positive in exact arithmetic, so what a "
+        "ratio counts above that is rounding error counted as positive.",
+    ]
+
+
+def section(results: dict) -> dict:
+    m, e = results["minimum_ratio"], results["saddle_escape"]
+    return {
+        "id": "small-gradient",
+        "title": "When the gradient is small",
+        "paragraphs": [
+            "Training stalls where the gradient is small. That is a local minimum only if the "
+            "loss rises in every direction; on a real network it is far more often a saddle "
+            "point, and the Hessian's eigenvalues tell which.",
+            *_ratio_paragraphs(m),
+        ],
+        "figures": [
+            figure(
+                "minimum_ratio.png",
+                "HW2-2: the minimum ratio against the loss, by the exact Hessian and by the "
+                "course's Gauss-Newton matrix; what the exact Hessian counts",
+                "A dot is a training that reached |g| < 1e-4, a cross one that stopped above "
+                "it. The exact ratio is low because most eigenvalues are zero, not positive.",
+            ),
+            figure(
+                "saddle_escape.png",
+                "A saddle point of the same network, and the way out along its negative curvature",
+                f"With input and output weights zero and every hidden unit active, the network "
+                f"predicts the mean and its gradient is {_f(e['grad_norm'])}; yet each unit's "
+                f"pair of weights has the eigenvalue -2 Cov(x, y) = {_f(e['eigenvalue'])} "
+                f"({e['n_negative']} negative eigenvalues: a saddle point).",
+                f"Along the eigenvector u the loss falls from {_f(e['loss_at_saddle'])} to "
+                f"{_f(e['loss_at_t_max'])} at t = 1, on both sides, as the Hessian predicts "
+                "near t = 0. Gradient descent started at the saddle never moves (loss "
+                f"{_f(e['gd_from_saddle_final'])} after {e['steps']} steps); one step along u "
+                f"first, and it trains to {_f(e['gd_after_escape_final'])}.",
+            ),
+        ],
+    }
