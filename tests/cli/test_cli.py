@@ -48,6 +48,8 @@ def test_lecture_quick_writes_the_report_with_table_and_every_figure(tmp_path, c
         "backprop.png",
         "minimum_ratio.png",
         "saddle_escape.png",
+        "optimizers.png",
+        "batch_size.png",
         "experiments.png",
         "learning_curves.png",
     ]
@@ -68,6 +70,10 @@ def test_lecture_quick_writes_the_report_with_table_and_every_figure(tmp_path, c
     assert escape["verdict"] == "saddle point" and escape["eigenvalue"] < 0
     assert escape["loss_at_t_max"] < escape["loss_at_saddle"] == escape["gd_from_saddle_final"]
     assert "When the gradient is small" in md
+    gd, adam = (results["optimizers"]["settings"][k] for k in ("GD", "Adam"))
+    assert adam["steps_to_tolerance"] < gd["steps_to_tolerance"]  # the narrow valley
+    noise = [r["noise"]["start"]["relative_noise"] for r in results["batch_size"]["results"]]
+    assert noise == sorted(noise, reverse=True) and noise[-1] == 0  # full batch: exact
 
 
 @pytest.mark.parametrize("task", ["regression", "classification"])

@@ -120,6 +120,15 @@ def _run_lecture_into(tmp: str, quick: bool, progress: bool) -> dict:
         max_steps=8 if quick else 15,
     )
     figure("saddle_escape.png", "saddle_escape", small.saddle_escape, steps=100 if quick else 300)
+    # ... and the optimizers on section 1's narrow valley, small against large batches
+    from gradstep.lab import batch_size, valley
+
+    results["optimizers"] = valley.plot_optimizer_paths(
+        x, y, os.path.join(tmp, "optimizers.png"), resolution=120 if quick else 200
+    )
+    results["batch_size"] = batch_size.plot_batch_size_study(
+        batch_size.batch_size_study(quick=quick), os.path.join(tmp, "batch_size.png")
+    )
 
     # 3. backpropagation explained, on a small network
     import gradstep as gs

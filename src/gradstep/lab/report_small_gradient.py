@@ -30,8 +30,59 @@ def _ratio_paragraphs(m: dict) -> list[str]:
     ]
 
 
+def _optimizer_note(o: dict) -> str:
+    parts = []
+    for label, r in o["settings"].items():
+        lr = r["hyperparameters"]["lr"]
+        reached = r["steps_to_tolerance"]
+        parts.append(
+            f"{label} (lr {lr:.3g}): " + (f"step {reached:,}" if reached is not None else "never")
+        )
+    return "Steps to come within 1% of the least-squares loss: " + "; ".join(parts) + "."
+
+
+def _batch_rows(b: dict) -> list[list[str]]:
+    return [
+        [
+            str(r["batch_size"]),
+            str(r["updates_per_epoch"]),
+            f"{1000 * r['seconds_per_epoch']:.2f} ms",
+            f"{r['noise']['start']['relative_noise']:.2f}",
+            f"{r['train_loss_mean']:.4f} +/- {r['train_loss_sd']:.4f}",
+            f"{r['val_loss_mean']:.4f} +/- {r['val_loss_sd']:.4f}",
+        ]
+        for r in b["results"]
+    ]
+
+
+def _batch_story(b: dict) -> str:
+    rs = b["results"]
+    small, large = rs[0], rs[-1]
+    best_val = min(rs, key=lambda r: r["val_loss_mean"])
+    best_train = min(rs, key=lambda r: r["train_loss_mean"])
+    return (
+        f"Small against large batches ({b['model']}, {b['optimizer']}, {b['epochs']} epochs, "
+        f"{len(b['seeds'])} seeds): a batch of {small['batch_size']} makes "
+        f"{small['updates_per_epoch']} noisy updates per epoch (its gradient is off the full "
+        f"one by {_f(small['noise']['start']['relative_noise'])} of its size at the start), the "
+        f"full batch one exact update, and an epoch of the full batch took "
+        f"{_f(small['seconds_per_epoch'] / large['seconds_per_epoch'])} times less time here "
+        "(array work is parallel; per-update overhead is not). At equal epochs the lowest "
+        f"training loss came with batch {best_train['batch_size']} and the lowest validation "
+        f"loss with batch {best_val['batch_size']}: "
+        + (
+            "on this small, nearly linear model the smallest batch did not generalise best; "
+            "its last point is a noisy one."
+            if best_val is not small
+            else "here the smallest batch generalised best, as the lecture says it often does."
+        )
+    )
+
+
 def section(results: dict) -> dict:
     m, e = results["minimum_ratio"], results["saddle_escape"]
+    o, b = results["optimizers"], results["batch_size"]
+    lo, hi = o["hessian_eigenvalues"]
     return {
         "id": "small-gradient",
         "title": "When the gradient is small",
@@ -40,6 +91,13 @@ def section(results: dict) -> dict:
             "loss rises in every direction; on a real network it is far more often a saddle "
             "point, and the Hessian's eigenvalues tell which.",
             *_ratio_paragraphs(m),
+            f"A small gradient can also mean a long, flat valley floor. Section 1's error "
+            f"surface is one: its Hessian's eigenvalues are {_f(lo)} and {_f(hi)}, so gradient "
+            f"descent must keep its learning rate under 2 / {_f(hi)} = {_f(o['gd_lr_limit'])} "
+            "and then crawls along the floor. Momentum keeps the speed of past steps; Adagrad, "
+            "RMSProp and Adam divide each parameter's step by the size of its recent "
+            "gradients, so the flat direction gets large steps and the steep one small ones.",
+            _batch_story(b),
         ],
         "figures": [
             figure(
@@ -62,5 +120,36 @@ def section(results: dict) -> dict:
                 f"{_f(e['gd_from_saddle_final'])} after {e['steps']} steps); one step along u "
                 f"first, and it trains to {_f(e['gd_after_escape_final'])}.",
             ),
+            figure(
+                "optimizers.png",
+                f"Gradient descent, momentum, Adagrad, RMSProp and Adam on the narrow valley, "
+                f"{o['steps']:,} full-batch steps each from the same start",
+                _optimizer_note(o),
+                "RMSProp's average of squared gradients shrinks near the minimum faster than its "
+                "steps do, until the steep direction turns unstable and it bursts out again: "
+                "the lecture's reason for a learning-rate schedule.",
+            ),
+            figure(
+                "batch_size.png",
+                "Small against large batches: loss per epoch, final losses over seeds, and the "
+                "noise of a mini-batch gradient",
+                "The noise of a batch's gradient falls with the batch size as the spread of a "
+                "sample mean does (dotted).",
+            ),
+        ],
+        "tables": [
+            {
+                "caption": "Small against large batches, mean +/- sd over seeds (MSE of the "
+                "standardised temperature)",
+                "header": [
+                    "batch",
+                    "updates / epoch",
+                    "time / epoch",
+                    "gradient noise",
+                    "train loss",
+                    "validation loss",
+                ],
+                "rows": _batch_rows(b),
+            }
         ],
     }
