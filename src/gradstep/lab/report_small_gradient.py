@@ -46,10 +46,10 @@ def _batch_rows(b: dict) -> list[list[str]]:
         [
             str(r["batch_size"]),
             str(r["updates_per_epoch"]),
-            f"{1000 * r['seconds_per_epoch']:.2f} ms",
+            f"{1000 * r['seconds_per_epoch']:.1f}",
             f"{r['noise']['start']['relative_noise']:.2f}",
-            f"{r['train_loss_mean']:.4f} +/- {r['train_loss_sd']:.4f}",
-            f"{r['val_loss_mean']:.4f} +/- {r['val_loss_sd']:.4f}",
+            f"{r['train_loss_mean']:.3f} ± {r['train_loss_sd']:.3f}",
+            f"{r['val_loss_mean']:.3f} ± {r['val_loss_sd']:.3f}",
         ]
         for r in b["results"]
     ]
@@ -139,16 +139,10 @@ def section(results: dict) -> dict:
         ],
         "tables": [
             {
-                "caption": "Small against large batches, mean +/- sd over seeds (MSE of the "
-                "standardised temperature)",
-                "header": [
-                    "batch",
-                    "updates / epoch",
-                    "time / epoch",
-                    "gradient noise",
-                    "train loss",
-                    "validation loss",
-                ],
+                "caption": "Small against large batches: updates and milliseconds per epoch, "
+                "the gradient's relative noise, and the final losses (MSE of the standardised "
+                "temperature, mean ± sd over seeds)",
+                "header": ["batch", "updates", "ms", "noise", "train", "validation"],
                 "rows": _batch_rows(b),
             }
         ],
