@@ -48,6 +48,7 @@ def test_lecture_quick_writes_the_report_with_table_and_every_figure(tmp_path, c
         "backprop.png",
         "minimum_ratio.png",
         "saddle_escape.png",
+        "landscape.png",
         "optimizers.png",
         "batch_size.png",
         "experiments.png",
@@ -70,6 +71,7 @@ def test_lecture_quick_writes_the_report_with_table_and_every_figure(tmp_path, c
     assert escape["verdict"] == "saddle point" and escape["eigenvalue"] < 0
     assert escape["loss_at_t_max"] < escape["loss_at_saddle"] == escape["gd_from_saddle_final"]
     assert "When the gradient is small" in md
+    assert results["landscape"]["batched"] and results["landscape"]["pca_captured"] > 0.5
     gd, adam = (results["optimizers"]["settings"][k] for k in ("GD", "Adam"))
     assert adam["steps_to_tolerance"] < gd["steps_to_tolerance"]  # the narrow valley
     noise = [r["noise"]["start"]["relative_noise"] for r in results["batch_size"]["results"]]

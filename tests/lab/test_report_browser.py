@@ -44,7 +44,7 @@ def test_the_report_reads_as_a_document_at_any_width(browser, report, width, tmp
     images = page.evaluate(
         "() => [...document.images].map(i => [i.complete, i.naturalWidth, i.alt])"
     )
-    assert len(images) == 12
+    assert len(images) == 13
     assert all(done and w > 0 for done, w, _ in images), images
     # every entry of the table of contents leads to an <h2> of that section
     toc = page.evaluate(

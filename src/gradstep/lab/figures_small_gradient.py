@@ -110,3 +110,63 @@ def saddle_escape(path: str, steps: int = 300) -> dict:
         lr=e["lr"],
     )
     return out
+
+
+def landscape(path: str, steps: int = 500, resolution: int = 41) -> dict:
+    """The lecture's error surface generalised to the HW2-2 network: the loss over two of its
+    weights, over two random filter-normalised directions (Li et al., 2018), and over the plane
+    that holds most of an Adam training path, with the path drawn on it."""
+    from gradstep import nn, optim
+    from gradstep.lab import landscape as ls
+
+    X, y = hw2_2.data()
+    loss_fn = nn.MSELoss()
+    model = hw2_2.network(0)
+    thetas = ls.training_path(
+        model, loss_fn, X, y, optim.Adam(model.parameters(), lr=1e-2), steps, every=5
+    )
+    unit = int(np.argmax(np.abs(model[2].weight.data[0])))  # the unit the output leans on most
+    first, second = f"0.weight[{unit}, 0]", f"2.weight[0, {unit}]"
+    weights = ls.weight_landscape(model, loss_fn, X, y, first, second, 1.0, resolution)
+    d1, d2 = ls.filter_normalized_directions(model, seed=0)
+    grid = np.linspace(-1.0, 1.0, resolution)
+    rand = ls.direction_landscape(model, loss_fn, X, y, d1, d2, grid, grid)
+    _, _, off_random = ls.project_path(thetas, thetas[-1], d1, d2)
+    p1, p2, captured = ls.pca_directions(thetas)
+    a, b, off_pca = ls.project_path(thetas, thetas[-1], p1, p2)
+    pad = 0.1 * max(np.ptp(a), np.ptp(b))
+    alphas = np.linspace(a.min() - pad, a.max() + pad, resolution)
+    betas = np.linspace(b.min() - pad, b.max() + pad, resolution)
+    pca = ls.direction_landscape(model, loss_fn, X, y, p1, p2, alphas, betas)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    panels = (
+        (weights["first_grid"], weights["second_grid"], weights["loss"], first, second),
+        (grid, grid, rand["loss"], "alpha (random filter-normalised d1)", "beta (d2)"),
+        (alphas, betas, pca["loss"], "first PCA direction of the path", "second"),
+    )
+    titles = ("Two weights", "Two random directions (Li et al.)", "The plane of the path")
+    for ax, (gx, gy, loss, xl, yl), title in zip(axes, panels, titles):
+        cs = ax.contourf(gx, gy, np.log10(loss), levels=30, cmap="viridis")
+        fig.colorbar(cs, ax=ax, label="log10 loss")
+        ax.set(xlabel=xl, ylabel=yl, title=title)
+    axes[0].plot(*weights["center"], "rx", ms=8, mew=2)
+    axes[1].plot(0, 0, "rx", ms=8, mew=2)
+    axes[2].plot(a, b, "-", color="orange", lw=1.2, label=f"Adam, {steps} steps")
+    axes[2].plot(a[0], b[0], "ws", ms=5, label="start")
+    axes[2].plot(0, 0, "rx", ms=8, mew=2, label="end")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return {
+        "weights": [first, second],
+        "steps": steps,
+        "final_loss": float(weights["center_loss"]),
+        "batched": bool(weights["batched"] and rand["batched"] and pca["batched"]),
+        "off_plane_random_median": float(np.median(off_random[:-1])),
+        "pca_captured": captured,
+        "off_plane_pca_start": float(off_pca[0]),
+        "random_range": [float(rand["loss"].min()), float(rand["loss"].max())],
+        "weights_range": [float(weights["loss"].min()), float(weights["loss"].max())],
+    }

@@ -120,6 +120,7 @@ def _run_lecture_into(tmp: str, quick: bool, progress: bool) -> dict:
         max_steps=8 if quick else 15,
     )
     figure("saddle_escape.png", "saddle_escape", small.saddle_escape, steps=100 if quick else 300)
+    figure("landscape.png", "landscape", small.landscape, resolution=31 if quick else 61)
     # ... and the optimizers on section 1's narrow valley, small against large batches
     from gradstep.lab import batch_size, valley
 

@@ -81,7 +81,7 @@ def _batch_story(b: dict) -> str:
 
 def section(results: dict) -> dict:
     m, e = results["minimum_ratio"], results["saddle_escape"]
-    o, b = results["optimizers"], results["batch_size"]
+    o, b, ls = results["optimizers"], results["batch_size"], results["landscape"]
     lo, hi = o["hessian_eigenvalues"]
     return {
         "id": "small-gradient",
@@ -119,6 +119,24 @@ def section(results: dict) -> dict:
                 "near t = 0. Gradient descent started at the saddle never moves (loss "
                 f"{_f(e['gd_from_saddle_final'])} after {e['steps']} steps); one step along u "
                 f"first, and it trains to {_f(e['gd_after_escape_final'])}.",
+            ),
+            figure(
+                "landscape.png",
+                "The error surface of the first lecture, for the HW2-2 network: over two of its "
+                "weights, over two random directions, and over the plane of a training path",
+                f"Left: the input and output weights of one hidden unit ({ls['weights'][0]} and "
+                f"{ls['weights'][1]}), everything else fixed. The valley is a curve, not a "
+                "point: multiply a ReLU unit's input weight by c and divide its output weight "
+                "by c, and the unit computes the same function up to its bias (v relu(w x + b) = "
+                "(v / c) relu(c w x + c b)), so the low points follow the curve w v = const.",
+                "Middle: two random directions with each unit's weights scaled to that unit's "
+                "own size (Li et al., 2018, 'Visualizing the Loss Landscape of Neural Nets'). "
+                "Such a plane says little about training: "
+                f"{_f(100 * ls['off_plane_random_median'])}% of the path's displacement "
+                "(median) lies off it.",
+                f"Right: the plane of the path's two principal directions, which holds "
+                f"{_f(100 * ls['pca_captured'])}% of it, with Adam's {ls['steps']} steps drawn "
+                f"on it, ending at loss {_f(ls['final_loss'])}.",
             ),
             figure(
                 "optimizers.png",
