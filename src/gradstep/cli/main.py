@@ -8,6 +8,7 @@ import sys
 import click
 import numpy as np
 
+from gradstep.cli.diagnose import diagnose as diagnose_command
 from gradstep.cli.lab import lab as lab_command
 from gradstep.errors import InputError
 from gradstep.io import CheckpointError
@@ -341,6 +342,7 @@ def datasets(export, overwrite) -> None:
 
 
 cli.add_command(lab_command, name="lab")
+cli.add_command(diagnose_command, name="diagnose")
 
 
 def main(argv=None) -> int:

@@ -3,6 +3,7 @@
 from gradstep.train.callbacks import (
     Callback,
     EarlyStopping,
+    GradientNorm,
     History,
     ModelCheckpoint,
     ProgressBar,
@@ -12,6 +13,7 @@ from gradstep.train.loop import Trainer, accuracy, fit
 __all__ = [
     "Callback",
     "EarlyStopping",
+    "GradientNorm",
     "History",
     "ModelCheckpoint",
     "ProgressBar",

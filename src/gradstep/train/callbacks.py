@@ -20,7 +20,17 @@ class Callback:
 
     def on_train_begin(self, logs: dict) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
+    def on_before_step(self, batch: int, logs: dict) -> None:
+        """After backward, before the optimizer's update: every parameter's gradient is this
+        batch's (PyTorch Lightning's ``on_before_optimizer_step``). Not called for a batch
+        whose non-finite loss stopped training."""
+
     def on_batch_end(self, batch: int, logs: dict) -> None: ...
+    def on_epoch_logs(self, epoch: int, logs: dict) -> None:
+        """Add values to this epoch's ``logs`` before any callback's on_epoch_end, so the
+        callbacks that monitor them (EarlyStopping, ModelCheckpoint) and History see them,
+        whatever the order of the callbacks list."""
+
     def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
     def after_epoch_end(self, epoch: int, logs: dict) -> None:
         """After every callback's on_epoch_end: the epoch is complete (for checkpoints)."""
@@ -77,9 +87,16 @@ class _Monitor(Callback):
 
     def _value(self, logs: dict) -> float:
         if self.monitor not in logs:
+            hint = (
+                "add GradientNorm(full=True) to the callbacks to get it"
+                if self.monitor == "grad_norm_full"
+                else "add GradientNorm() to the callbacks to get it"
+                if self.monitor == "grad_norm"
+                else "give fit() a val_loader to get 'val_loss'"
+            )
             raise KeyError(
                 f"{type(self).__name__} monitors {self.monitor!r}, which the logs do not have "
-                f"(they have {sorted(logs)}); give fit() a val_loader to get 'val_loss'"
+                f"(they have {sorted(logs)}); {hint}"
             )
         return float(logs[self.monitor])
 
@@ -229,6 +246,96 @@ class ModelCheckpoint(_Monitor):
 
     def load_state_dict(self, state):
         self.best = state["best"]
+
+
+def parameter_grad_norm(parameters) -> float:
+    """The L2 norm of the gradient over all ``parameters`` together (float64 sums; parameters
+    without a gradient count as zero): sqrt(sum over parameters of |grad|^2)."""
+    total = 0.0
+    for p in parameters:
+        g = p._grad
+        if g is not None:
+            g = g.ravel().astype("float64")
+            total += g.dot(g)
+    return math.sqrt(float(total))
+
+
+class GradientNorm(Callback):
+    """Log the L2 norm of the gradient over all of the model's parameters, every epoch.
+
+    ``logs["grad_norm"]`` (and so ``history.history["grad_norm"]``) is the mean over the
+    epoch's batches of each batch's gradient norm |g_b|, read after backward and before the
+    optimizer's update (``fit`` itself never clips a gradient: this is the gradient as
+    backward left it; PyTorch Lightning logs the same quantity, per step, as
+    ``grad_2.0_norm_total``). Compiled steps (``fit(compile=True)``) write the same gradients,
+    bit for bit, so the value does not depend on ``compile``.
+
+    A mini-batch gradient is noisy: near a critical point |g_b| stays at the noise level while
+    the full gradient goes to zero. ``full=True`` also logs ``grad_norm_full``: the norm of the
+    gradient of the training loss over the whole training set, at the weights the epoch ends
+    with, in eval mode (dropout off). It costs one more forward and backward pass over the
+    training data each epoch, batch by batch in the dataset's order (weighted by batch size:
+    exact for a loss that is a mean over rows; with ``drop_last`` the last partial batch is
+    left out), and it draws no random numbers, so a run stays bit-identical to one without it.
+
+    Both values are in ``logs`` before any callback's ``on_epoch_end``, so
+    ``EarlyStopping(monitor="grad_norm")`` works wherever GradientNorm is in the list.
+    """
+
+    def __init__(self, full: bool = False):
+        self.full = bool(full)
+        self._sum, self._count = 0.0, 0
+
+    def on_train_begin(self, logs):
+        self._params = list(self.trainer.model.parameters())
+        if not getattr(self.trainer, "resumed", False):  # a resume keeps its epoch's partial sum
+            self._sum, self._count = 0.0, 0
+
+    def on_before_step(self, batch, logs):
+        self._sum += parameter_grad_norm(self._params)
+        self._count += 1
+
+    def on_epoch_logs(self, epoch, logs):
+        logs["grad_norm"] = self._sum / self._count if self._count else math.nan
+        self._sum, self._count = 0.0, 0
+        if self.full:
+            logs["grad_norm_full"] = _full_gradient_norm(self.trainer)
+
+    def state_dict(self):
+        # empty at an epoch's end, so an epoch-end checkpoint does not require this callback
+        return {"sum": self._sum, "count": self._count} if self._count else {}
+
+    def load_state_dict(self, state):
+        self._sum, self._count = float(state["sum"]), int(state["count"])
+
+
+def _full_gradient_norm(trainer) -> float:
+    """|grad| of the mean training loss over the training loader's rows, in eval mode. The
+    parameters' gradients (the last batch's) are put back after."""
+    import numpy as np
+
+    model, loss_fn, loader = trainer.model, trainer.loss_fn, trainer._loader
+    params = [p for p in model.parameters() if p.requires_grad]
+    kept, was_training = [p._grad for p in params], model.training
+    sums, rows = [0.0] * len(params), 0
+    model.eval()
+    try:
+        for xb, yb in loader.batches(np.arange(len(loader.dataset))):
+            for p in params:
+                p._grad = None
+            loss_fn(model(xb), yb).backward()
+            n = len(yb)
+            for i, p in enumerate(params):
+                if p._grad is not None:
+                    sums[i] = sums[i] + p._grad.astype(np.float64) * n
+            rows += n
+    finally:
+        for p, g in zip(params, kept):
+            p._grad = g
+        model.train(was_training)
+    if rows == 0:
+        return math.nan
+    return math.sqrt(sum(float(np.sum((s / rows) ** 2)) for s in sums))
 
 
 class ProgressBar(Callback):

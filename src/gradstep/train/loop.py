@@ -156,6 +156,7 @@ class Trainer:
                     "non-finite parameter (try a smaller learning rate)"
                 )
                 return
+            self._emit("on_before_step", b, {"loss": value, "epoch": epoch})
             opt.step()
             n = len(yb)
             self._running[0] += value * n
@@ -167,6 +168,7 @@ class Trainer:
         if val_loader is not None:
             logs.update(self.evaluate(val_loader, prefix="val_"))
         logs["lr"] = self.optimizer.param_groups[0]["lr"]
+        self._emit("on_epoch_logs", epoch, logs)  # GradientNorm's grad_norm, before any reader
         if self.scheduler is not None:
             self.scheduler.step()
         self.epoch, self.start_batch, self._order = epoch + 1, 0, None
@@ -294,7 +296,7 @@ def fit(
     optimizer : Optimizer
     train_loader, val_loader : DataLoader
     epochs : int
-    callbacks : list of Callback (History, EarlyStopping, ModelCheckpoint, ...)
+    callbacks : list of Callback (History, EarlyStopping, ModelCheckpoint, GradientNorm, ...)
     scheduler : LRScheduler, stepped after every epoch
     metrics : names ("accuracy") or functions (output, target) -> float, computed on validation
     verbose : 0 silences the progress bar; None shows it only on a terminal
