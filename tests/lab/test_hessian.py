@@ -136,3 +136,21 @@ def test_gradient_norm_descent_reaches_a_small_gradient_and_escape_is_reported()
     for side in ("plus", "minus"):
         change = np.abs(e[f"model_{side}"] - e[f"model_{side}"][0]).max()
         np.testing.assert_allclose(e[f"loss_{side}"], e[f"model_{side}"], atol=1e-3 * change)
+
+
+@pytest.mark.parametrize(
+    "lo, hi, n_zero, verdict",
+    [
+        (-1.0, 1.0, None, "saddle point"),
+        (0.0, 1.0, None, "flat (undetermined)"),  # only the extremes known, the lowest zero
+        (-1.0, 0.0, None, "flat (undetermined)"),
+        (1.0, 2.0, 0, "local minimum"),
+        (-2.0, -1.0, 0, "local maximum"),
+        (0.5, 2.0, 3, "flat (undetermined)"),
+    ],
+)
+def test_the_verdict_from_the_extreme_eigenvalues(lo, hi, n_zero, verdict):
+    from gradstep.lab.critical_points import _verdict
+
+    assert _verdict(0.0, lo, hi, n_zero, 1e-3) == verdict
+    assert _verdict(1.0, lo, hi, n_zero, 1e-3) == "not a critical point"

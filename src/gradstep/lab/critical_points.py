@@ -5,6 +5,8 @@ answers; the course's Gauss-Newton "minimum ratio" is computed beside it for com
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from gradstep import nn, optim
@@ -53,7 +55,7 @@ def _verdict(grad_norm, lo, hi, n_zero, grad_tol) -> str:
         return "not a critical point"
     if lo < 0 < hi:
         return "saddle point"
-    if n_zero:
+    if n_zero or lo == 0 or hi == 0:  # zero curvature left (n_zero is None above 2,000 params)
         return "flat (undetermined)"
     return "local minimum" if lo > 0 else "local maximum"
 
@@ -128,22 +130,76 @@ def find_critical_point(
     (between Newton's step on g and descent along -2 H g): plain first-order descent on |g|^2
     crawls, since its curvature is H^2, the square of the Hessian's condition number. It goes
     to the nearest critical point of any kind, saddle points included: the point of the
-    exercise.
+    exercise. :func:`critical_point_steps` is the same search, one step at a time.
 
     The model is converted to float64 and left at the point found. Returns the loss and gradient
     norm there, the steps of each phase, whether the threshold was reached and |g| per step.
     """
+    *_, done = critical_point_steps(
+        model, loss_fn, X, y, epochs, lr, grad_tol, max_steps, report_every=0
+    )
+    keys = ("loss", "grad_norm", "reached", "train_steps", "gradient_norm_steps")
+    return {**{k: done[k] for k in keys}, "grad_norm_history": done["grad_norm_history"]}
+
+
+def _grad_norm(model) -> float:
+    """|g| from the gradients the last backward pass left in ``model``'s parameters."""
+    return float(
+        np.sqrt(sum(float(np.sum(p._grad**2)) for p in model.parameters() if p._grad is not None))
+    )
+
+
+def critical_point_steps(
+    model,
+    loss_fn,
+    X,
+    y,
+    epochs: int = 1000,
+    lr: float = 1e-3,
+    grad_tol: float = 1e-6,
+    max_steps: int = 100,
+    report_every: int = 1,
+) -> Iterator[dict]:
+    """:func:`find_critical_point` one step at a time, for a page that draws it as it goes.
+
+    Yields, in order:
+
+    - ``{"phase": "train", "step": k, "loss", "grad_norm"}``: the loss and |g| after ``k``
+      Adam steps (before step k + 1), for every ``report_every``-th k from 0 (none when
+      ``report_every`` is 0);
+    - ``{"phase": "gradient norm", "step": k, "loss", "grad_norm", "damping"}``: the point
+      after ``k`` accepted Levenberg-Marquardt steps on |g|^2, from k = 0 (where Adam left
+      off); the model holds that point when the dict is yielded;
+    - last, ``{"phase": "done", ...}`` with :func:`find_critical_point`'s results and
+      ``stop``: "reached" (|g| < ``grad_tol``), "max steps" or "stalled" (no step lowered |g|,
+      however damped: typically a ReLU kink or a flat valley of critical points).
+    """
     model.double()
     opt = optim.Adam(model.parameters(), lr=lr)
     f = LossFunction(model, loss_fn, X, y)
-    for _ in range(epochs):
+    for k in range(epochs):
         opt.zero_grad()
-        loss_fn(model(f.X), f.y).backward()
+        loss = loss_fn(model(f.X), f.y)
+        loss.backward()
+        if report_every and k % report_every == 0:
+            yield {
+                "phase": "train",
+                "step": k,
+                "loss": float(loss.data),
+                "grad_norm": _grad_norm(model),
+            }
         opt.step()
     f.move_to(np.concatenate([p.data.ravel() for p in model.parameters()]))
     g = f.grad()
     norms = [float(np.linalg.norm(g))]
     mu = 1e-6 * max(norms[0], 1e-12)
+    yield {
+        "phase": "gradient norm",
+        "step": 0,
+        "loss": f.value(),
+        "grad_norm": norms[0],
+        "damping": mu,
+    }
     eigh = None
     while len(norms) <= max_steps and norms[-1] >= grad_tol and mu < 1e12:
         theta = f.theta.copy()
@@ -154,14 +210,20 @@ def find_critical_point(
         if np.linalg.norm(g_new) < norms[-1]:
             g, mu, eigh = g_new, mu / 3, None
             norms.append(float(np.linalg.norm(g)))
+            f.write_back(model)  # the model follows, so a reader between steps sees the point
+            step = {"step": len(norms) - 1, "loss": f.value(), "grad_norm": norms[-1]}
+            yield {"phase": "gradient norm", **step, "damping": mu}
         else:  # too bold (or across a kink): back, and lean toward gradient descent
             f.move_to(theta)
             mu *= 4
     f.write_back(model)
-    return {
+    reached = norms[-1] < grad_tol
+    yield {
+        "phase": "done",
         "loss": f.value(),
         "grad_norm": norms[-1],
-        "reached": norms[-1] < grad_tol,
+        "reached": reached,
+        "stop": "reached" if reached else ("stalled" if mu >= 1e12 else "max steps"),
         "train_steps": epochs,
         "gradient_norm_steps": len(norms) - 1,
         "grad_norm_history": norms,

@@ -14,4 +14,5 @@ PANELS = {
     "piecewise": ("piecewise", "A curve built from sigmoids or ReLUs, by hand or by training"),
     "models": ("models", "The lecture's experiment: models on the Seattle data, trained live"),
     "backprop": ("backprop", "Backpropagation: one weight's gradient, pass by pass"),
+    "critical": ("critical", "When the gradient is small: saddle points and the exact Hessian"),
 }
