@@ -154,3 +154,18 @@ def test_the_verdict_from_the_extreme_eigenvalues(lo, hi, n_zero, verdict):
 
     assert _verdict(0.0, lo, hi, n_zero, 1e-3) == verdict
     assert _verdict(1.0, lo, hi, n_zero, 1e-3) == "not a critical point"
+
+
+def test_above_the_full_limit_only_the_extremes_by_lanczos(monkeypatch):
+    from gradstep.lab import critical_points
+
+    gs.manual_seed(0)
+    model = nn.mlp(1, [8], 1, "tanh")  # 25 parameters, made "large" by a lower limit
+    full = np.linalg.eigvalsh(model_hessian(model, nn.MSELoss(), X, Y))
+    monkeypatch.setattr(critical_points, "FULL_LIMIT", 20)
+    r = inspect_critical_point(model, nn.MSELoss(), X, Y, grad_tol=1e9)
+    eig = r["eigenvalues"]
+    assert eig.size == 20 and r["minimum_ratio"] is None and r["n_positive"] is None
+    np.testing.assert_allclose(eig[:10], full[:10], atol=1e-9 * np.abs(full).max())
+    np.testing.assert_allclose(eig[10:], full[-10:], atol=1e-9 * np.abs(full).max())
+    assert full[0] < 0 < full[-1] and r["verdict"] == "saddle point"  # at initialisation

@@ -61,6 +61,7 @@ def diagnose_run(run_dir, data_path, rows=None, tol=1e-6, grad_tol=1e-3, loss=No
         "tol": float(r["tol"]),
         "zero_threshold": float(r["tol"] * np.max(np.abs(eig))),
         "all_eigenvalues": int(r["parameters"]) <= FULL_LIMIT,
+        "full_limit": FULL_LIMIT,
         "n_positive": r["n_positive"],
         "n_negative": r["n_negative"],
         "n_zero": r["n_zero"],
@@ -103,8 +104,8 @@ def report_lines(d: dict) -> list[str]:
     else:
         k = len(d["eigenvalues"]) // 2
         lines.append(
-            f"eigenvalues: P > 2,000, so only the {k} smallest and {k} largest (Lanczos on exact "
-            f"Hessian-vector products); no counts (zero: {zero})"
+            f"eigenvalues: P > {d['full_limit']:,}, so only the {k} smallest and {k} largest "
+            f"(Lanczos on exact Hessian-vector products); no counts (zero: {zero})"
         )
     lines.append(
         f"smallest eigenvalue: {d['smallest_eigenvalue']:.6g}, largest: "
@@ -114,11 +115,15 @@ def report_lines(d: dict) -> list[str]:
     gn = d["minimum_ratio_gauss_newton"]
     lines.append(
         "minimum ratio (positive eigenvalues / P, exact): "
-        + (f"{ratio:.4g}" if ratio is not None else "needs every eigenvalue (P <= 2,000)")
+        + (
+            f"{ratio:.4g}"
+            if ratio is not None
+            else f"needs every eigenvalue (P <= {d['full_limit']:,})"
+        )
     )
     lines.append(
         "minimum ratio (Gauss-Newton, the course's): "
-        + (f"{gn:.4g}" if gn is not None else "for the MSE with P <= 2,000 only")
+        + (f"{gn:.4g}" if gn is not None else f"for the MSE with P <= {d['full_limit']:,} only")
     )
     lines.append(f"verdict: {d['verdict']}")
     if d["meaning"]:

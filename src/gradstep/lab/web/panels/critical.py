@@ -26,7 +26,7 @@ from gradstep.lab.web.common import (
 
 #: 128 hidden units (the homework's width) is 385 parameters: an exact Hessian takes about
 #: 0.2 s and one step of the |g|^2 phase about 0.6 s on a 2-core machine. Far below the
-#: library's 2,000-parameter limit for a full eigendecomposition.
+#: library's 4,000-parameter limit for a full eigendecomposition.
 MAX_HIDDEN = 128
 MAX_EPOCHS = 5000
 MAX_GN_STEPS = 200  # steps of the |g|^2 phase; one Hessian each
