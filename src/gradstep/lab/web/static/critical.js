@@ -278,21 +278,10 @@ function clearAll() {
   return drawNorms();
 }
 
-for (const [name, id] of Object.entries(FIELDS)) {
-  const v = Lab.query.get(name);
-  if (v !== null) {
-    const before = $(id).value;
-    $(id).value = v;
-    if ($(id).value === "") {  // a select given a value it does not offer keeps its default
-      $(id).value = before;
-      Lab.showError(`${name} ${JSON.stringify(v)} in the address is not offered; using ${before}`);
-    }
-  }
-  $(id).addEventListener("change", () => {
-    Lab.save(readSettings());
-    if (NETWORK.includes(name)) clearAll();  // another network: the old run no longer applies
-  });
-}
+Lab.restore(FIELDS, (id, name) => {
+  Lab.save(readSettings());
+  if (NETWORK.includes(name)) clearAll();  // another network: the old run no longer applies
+});
 $("run").addEventListener("click", run);
 $("inspect").addEventListener("click", inspect);
 $("reset").addEventListener("click", () => { Lab.showError(""); clearAll(); });

@@ -24,6 +24,24 @@ const Lab = {
     history.replaceState(null, "", `${location.pathname}?${new URLSearchParams(settings)}`);
   },
 
+  // Fill each control from the address (query name -> control id) and call onChange(id, name) when
+  // the user changes it; a select given a value it does not offer keeps its default, and says so.
+  restore(fields, onChange) {
+    for (const [name, id] of Object.entries(fields)) {
+      const v = Lab.query.get(name);
+      if (v !== null) {
+        const before = $(id).value;
+        $(id).value = v;
+        if ($(id).value === "") {
+          $(id).value = before;
+          const given = JSON.stringify(v);
+          Lab.showError(`${name} ${given} in the address is not offered; using ${before}`);
+        }
+      }
+      $(id).addEventListener("change", () => onChange(id, name));
+    }
+  },
+
   async get(path, params) {
     const r = await fetch(`${path}?${new URLSearchParams(params || {})}`, {
       headers: { accept: "application/json" },

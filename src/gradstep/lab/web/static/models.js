@@ -139,18 +139,10 @@ async function train() {
   $("train").textContent = "Stop";
 }
 
-for (const [name, id] of Object.entries(FIELDS)) {
-  const v = Lab.query.get(name);
-  if (v !== null) {
-    const before = $(id).value;
-    $(id).value = v;
-    if ($(id).value === "") {  // a select given a value it does not offer keeps its default
-      $(id).value = before;
-      Lab.showError(`${name} ${JSON.stringify(v)} in the address is not offered; using ${before}`);
-    }
-  }
-  $(id).addEventListener("change", () => { saveSettings(); if (id === "epochs") showEpochTotal(); });
-}
+Lab.restore(FIELDS, (id) => {
+  saveSettings();
+  if (id === "epochs") showEpochTotal();
+});
 $("train").addEventListener("click", train);
 $("reset").addEventListener("click", reset);
 Lab.wireExports("models", "plot", () => ({
