@@ -29,10 +29,11 @@ def data(n: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, np.sin(3.0 * x)
 
 
-def network(seed: int = 0, hidden: int = HIDDEN) -> nn.Module:
-    """The homework's network, 1 -> hidden ReLU -> 1, in float64, initialised by ``seed``."""
+def network(seed: int = 0, hidden: int = HIDDEN, activation: str = "relu") -> nn.Module:
+    """The homework's network, 1 -> hidden ReLU -> 1, in float64, initialised by ``seed``;
+    ``activation`` ("relu", "tanh", "sigmoid", "leaky_relu", as ``nn.mlp``) swaps the ReLU."""
     gs.manual_seed(seed)
-    return nn.mlp(1, [hidden], 1).double()
+    return nn.mlp(1, [hidden], 1, activation).double()
 
 
 def minimum_ratio_study(
@@ -44,16 +45,18 @@ def minimum_ratio_study(
     grad_tol: float = 1e-4,
     max_steps: int = 30,
     tol: float = 1e-6,
+    activation: str = "relu",
 ) -> list[dict]:
     """The homework's experiment, one training per seed: ``epochs[seed % len(epochs)]`` Adam
     steps (different budgets spread the losses reached), then minimisation of |g|^2 until
     |g| < ``grad_tol`` (or ``max_steps`` steps), then the exact Hessian's verdict and both
-    minimum ratios. One row per seed, with the seconds it took."""
+    minimum ratios. One row per seed, with the seconds it took. ``activation`` is the hidden
+    layer's (the homework's is ReLU), as in :func:`network`."""
     X, y = data(n)
     rows = []
     for seed in seeds:
         started = time.perf_counter()
-        model = network(seed, hidden)
+        model = network(seed, hidden, activation)
         budget = epochs[seed % len(epochs)]
         found = find_critical_point(
             model, nn.MSELoss(), X, y, budget, lr, grad_tol=grad_tol, max_steps=max_steps

@@ -225,3 +225,102 @@ def test_a_step_of_zero_is_refused_and_the_lab_goes_on(client):
     r = client.post("/api/critical/step", json={"run": run, "t": 0})
     assert r.status_code == 400 and "t must not be 0" in r.json()["error"]
     assert client.post("/api/critical/step", json={"run": run, "t": 1}).status_code == 200
+
+
+# --- the landscape and the minimum-ratio study ---------------------------------------------
+def test_the_weights_landscape_is_weight_landscape_at_the_largest_output_weight(client):
+    from gradstep.lab.landscape import weight_landscape
+
+    r = client.get("/api/critical/landscape", params={"hidden": 16, "seed": 2, "span": 0.5})
+    assert r.status_code == 200
+    r = r.json()
+    model = hw2_2.network(2, 16)
+    unit = int(np.argmax(np.abs(model[2].weight.data[0])))
+    first, second = f"0.weight[{unit}, 0]", f"2.weight[0, {unit}]"
+    ref = weight_landscape(model, nn.MSELoss(), X, Y, first, second, 0.5, 31)
+    assert r["names"] == [first, second] and r["plane"] == "weights"
+    assert r["x"] == ref["first_grid"].tolist() and r["y"] == ref["second_grid"].tolist()
+    np.testing.assert_array_equal(np.array(r["loss"]), ref["loss"])
+    assert r["center"] == list(ref["center"]) and r["center_loss"] == ref["center_loss"]
+    assert np.array(r["loss"]).shape == (31, 31) and r["loss"][15][15] == ref["center_loss"]
+    # named weights, on the run the request names (the inspected saddle, here)
+    run = client.get("/api/critical/inspect", params={"start": "saddle", "hidden": 4}).json()["run"]
+    q = {"run": run, "first": "0.bias[1]", "second": "2.weight[0,3]", "span": 2}
+    r = client.get("/api/critical/landscape", params=q).json()
+    saddle = _saddle(4)
+    ref = weight_landscape(saddle, nn.MSELoss(), X, Y, "0.bias[1]", "2.weight[0,3]", 2.0, 31)
+    assert r["run"] == run and r["names"] == ["0.bias[1]", "2.weight[0, 3]"]
+    np.testing.assert_array_equal(np.array(r["loss"]), ref["loss"])
+
+
+def test_the_random_landscape_is_direction_landscape_with_the_panels_seed(client):
+    from gradstep.lab.landscape import direction_landscape, filter_normalized_directions
+
+    q = {"hidden": 12, "seed": 5, "activation": "tanh", "plane": "random", "span": 1.5}
+    r = client.get("/api/critical/landscape", params=q).json()
+    gs.manual_seed(5)
+    model = nn.mlp(1, [12], 1, "tanh").double()
+    d1, d2 = filter_normalized_directions(model, seed=5)
+    grid = 1.5 * np.linspace(-1, 1, 31)
+    grid[15] = 0.0
+    ref = direction_landscape(model, nn.MSELoss(), X, Y, d1, d2, grid, grid)
+    assert r["x"] == grid.tolist() == r["y"] and r["center"] == [0.0, 0.0]
+    np.testing.assert_array_equal(np.array(r["loss"]), ref["loss"])
+    assert r["center_loss"] == ref["center_loss"] == r["loss"][15][15]
+    other = client.get("/api/critical/landscape", params={**q, "seed": 6}).json()
+    assert other["loss"] != r["loss"]  # another seed, another network and plane
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"first": "3.weight[0, 0]"}, "first: no parameter '3.weight'"),
+        ({"second": "0.weight[99, 0]"}, "second: index 99 in '0.weight[99, 0]' is outside"),
+        ({"first": "0.weight[1]"}, "first: '0.weight' has shape (4, 1)"),
+        ({"second": "w[[1"}, "second: cannot read 'w[[1' as a weight"),
+        ({"first": "0.bias[0]", "second": "0.bias[-4]"}, "first and second name the same"),
+        ({"first": "x" * 101}, "first must be a weight's name"),
+        ({"span": 0}, "span must be greater than 0"),
+        ({"span": "wide"}, "span must be a number"),
+        ({"span": 11}, "span must be at most 10"),
+        ({"plane": "pca"}, "plane must be one of weights, random"),
+    ],
+)
+def test_a_bad_landscape_is_a_400_naming_the_parameter(client, params, message):
+    r = client.get("/api/critical/landscape", params={"hidden": 4, **params})
+    assert r.status_code == 400 and message in r.json()["error"], r.json()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"study_seeds": 0}, "study_seeds must be at least 1"),
+        ({"study_seeds": 31}, "study_seeds must be at most 30"),
+        ({"study_seeds": "many"}, "study_seeds must be a number"),
+        ({"hidden": 129}, "hidden must be at most 128"),
+    ],
+)
+def test_a_bad_study_is_a_400(client, params, message):
+    for path in ("check", "study"):
+        r = client.get(f"/api/critical/{path}", params=params)
+        assert r.status_code == 400 and message in r.json()["error"], (path, r.json())
+
+
+def test_the_study_streams_minimum_ratio_study_one_seed_at_a_time(client):
+    q = {"hidden": 6, "seed": 3, "study_seeds": 2, "max_steps": 4, "activation": "tanh"}
+    with client.stream("GET", "/api/critical/study", params=q) as r:
+        assert r.status_code == 200
+        rows = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith('data: {"seed')]
+    assert [(row["seed"], row["done"], row["of"]) for row in rows] == [(3, 1, 2), (4, 2, 2)]
+    for row in rows:
+        (ref,) = hw2_2.minimum_ratio_study(
+            seeds=[row["seed"]], hidden=6, max_steps=4, activation="tanh"
+        )
+        for key in set(ref) - {"seconds"}:
+            assert row[key] == ref[key], key
+        assert 0 <= row["minimum_ratio"] <= 1 and row["seconds"] > 0
+    # the study's tanh network is the panel's: hw2_2.network takes the activation now
+    gs.manual_seed(3)
+    panel = nn.mlp(1, [6], 1, "tanh").double()
+    np.testing.assert_array_equal(_theta(hw2_2.network(3, 6, "tanh")), _theta(panel))
+    assert isinstance(hw2_2.network(3, 6, "tanh")[1], nn.Tanh)

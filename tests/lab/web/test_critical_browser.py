@@ -129,3 +129,66 @@ def test_a_trained_network_drives_its_gradient_down(open_panel, server):
     )
     # the 400s show as Chromium's "Failed to load resource" lines; nothing else went wrong
     assert all("400" in m for m in p.problems) and p.outside == []
+
+
+def test_the_landscape_and_the_minimum_ratio_study(open_panel, server, tmp_path):
+    from gradstep.lab.landscape import (
+        direction_landscape,
+        filter_normalized_directions,
+        weight_landscape,
+    )
+
+    p = open_panel(f"{server}/critical?hidden=16&seed=1&span=0.5", ready="#norms .main-svg")
+    page = p.page
+    page.click("#landscape")
+    page.wait_for_selector("#landscape-plot .main-svg")
+    model = hw2_2.network(1, 16)
+    unit = int(np.argmax(np.abs(model[2].weight.data[0])))
+    first, second = f"0.weight[{unit}, 0]", f"2.weight[0, {unit}]"
+    ref = weight_landscape(model, nn.MSELoss(), X, Y, first, second, 0.5, 31)
+    assert float(value(page, "#landscape-center")) == ref["center_loss"]
+    plot = page.evaluate("document.getElementById('landscape-plot').data")
+    assert plot[0]["type"] == "contour" and plot[0]["x"] == ref["first_grid"].tolist()
+    np.testing.assert_allclose(np.array(plot[0]["z"]), np.log10(ref["loss"]), rtol=1e-12)
+    assert [plot[1]["x"][0], plot[1]["y"][0]] == list(ref["center"])  # the current point
+    assert (
+        page.evaluate("document.getElementById('landscape-plot').layout.xaxis.title.text") == first
+    )
+
+    page.select_option("#plane", "random")  # Li et al.'s plane, drawn with the panel's seed
+    page.click("#landscape")
+    page.wait_for_function(
+        "() => document.getElementById('landscape-plot').data[0].x[0] === -0.5"
+        " && /alpha/.test(document.getElementById('landscape-plot').layout.xaxis.title.text)"
+    )
+    d1, d2 = filter_normalized_directions(model, seed=1)
+    grid = 0.5 * np.linspace(-1, 1, 31)
+    grid[15] = 0.0
+    rand = direction_landscape(model, nn.MSELoss(), X, Y, d1, d2, grid, grid)
+    z = page.evaluate("document.getElementById('landscape-plot').data[0].z")
+    np.testing.assert_allclose(np.array(z), np.log10(rand["loss"]), rtol=1e-12)
+    assert float(value(page, "#landscape-center")) == rand["center_loss"]
+    screenshot(page, "critical-landscape", tmp_path)
+    assert "plane=random" in page.url and "span=0.5" in page.url
+
+    page.fill("#first", "0.weight[99, 0]")  # a name the network does not have
+    page.select_option("#plane", "weights")
+    page.click("#landscape")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "first: index 99" in page.text_content("#error")
+    page.fill("#first", "")
+
+    page.fill("#hidden", "8")
+    page.dispatch_event("#hidden", "change")
+    page.fill("#max-steps", "3")
+    page.fill("#study-seeds", "2")
+    page.click("#study")
+    wait_value(page, "#study-count", "2")
+    rows = hw2_2.minimum_ratio_study(seeds=[1, 2], hidden=8, max_steps=3)
+    shown = page.evaluate("document.getElementById('study-plot').data")
+    assert shown[0]["x"] == [r["loss"] for r in rows] == shown[1]["x"]  # 2 points each
+    assert shown[0]["y"] == [r["minimum_ratio"] for r in rows]
+    assert shown[1]["y"] == [r["minimum_ratio_gauss_newton"] for r in rows]
+    assert page.text_content("#study-count") == "2 of 2" and "study_seeds=2" in page.url
+    page.wait_for_function("() => document.querySelector('#study').textContent === 'Study'")
+    assert all("400" in m for m in p.problems) and p.outside == []

@@ -1,10 +1,13 @@
 """/critical: "When the gradient is small" - the course's HW2-2 on y = sin(3x). Train a
 1 -> hidden -> 1 network, then minimise |g|^2 until the gradient is small (or start at a known
 saddle point), and ask the exact Hessian what kind of point it is; escape a saddle along the
-eigenvector of its most negative eigenvalue.
+eigenvector of its most negative eigenvalue. The lecture report's two other views of the same
+network: its loss landscape (two weights, or Li et al.'s two random filter-normalised
+directions) and the homework's minimum-ratio study over many seeds.
 
 Every number comes from ``gradstep.lab.critical_points`` (the search, the inspection, the
-escape) and ``gradstep.lab.network_hessian``; this module parses, calls and serialises."""
+escape), ``gradstep.lab.network_hessian``, ``gradstep.lab.landscape`` and
+``gradstep.lab.hw2_2``; this module parses, calls and serialises."""
 
 from __future__ import annotations
 
@@ -32,6 +35,12 @@ MAX_EPOCHS = 5000
 MAX_GN_STEPS = 200  # steps of the |g|^2 phase; one Hessian each
 MAX_SEED = 2**32 - 1
 MAX_T = 10.0
+MAX_SPAN = 10.0
+MAX_STUDY_SEEDS = 30  # 0.5 to 5 s each at 128 units: half a minute to a few minutes
+#: 31 x 31 grid points: the batched landscape takes about 0.05 s at 128 hidden units
+RESOLUTION = 31
+PLANES = ("weights", "random")
+MAX_NAME = 100  # characters of a weight's name
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 STARTS = ("trained", "saddle")
 REPORTS = 100  # progress events of the Adam phase, at most
@@ -46,6 +55,11 @@ DEFAULTS = {
     "max_steps": 50,
     "tol": 1e-6,
     "t": 1.0,
+    "plane": "weights",
+    "first": "",  # empty: the unit with the largest |output weight| (see default_weights)
+    "second": "",
+    "span": 1.0,
+    "study_seeds": 6,
 }
 ALLOWED = (*DEFAULTS, "run")
 
@@ -102,7 +116,20 @@ def settings(params) -> dict:
         "max_steps": integer(params, "max_steps", d["max_steps"], low=0, high=MAX_GN_STEPS),
         "tol": number(params, "tol", d["tol"], high=0.1, positive=True),
         "t": number(params, "t", d["t"], low=-MAX_T, high=MAX_T),
+        "plane": choice(params, "plane", PLANES, d["plane"]),
+        "first": _name(params, "first"),
+        "second": _name(params, "second"),
+        "span": number(params, "span", d["span"], high=MAX_SPAN, positive=True),
+        "study_seeds": integer(params, "study_seeds", d["study_seeds"], 1, MAX_STUDY_SEEDS),
     }
+
+
+def _name(params, key: str) -> str:
+    """A weight's name as typed (``gradstep.lab.landscape`` reads it), or "" for the default."""
+    raw = params.get(key) or ""
+    if not isinstance(raw, str) or len(raw) > MAX_NAME:
+        raise BadRequestError(f"{key} must be a weight's name like '0.weight[3, 0]', got {raw!r}")
+    return raw.strip()
 
 
 def network(s: dict):
@@ -215,6 +242,67 @@ def step_along(model, s: dict):
     return moved, {"loss": f.value(), "grad_norm": float(np.linalg.norm(f.grad()))}
 
 
+def default_weights(model) -> tuple[str, str]:
+    """The input and output weight of the hidden unit the output leans on most (the largest
+    |output weight|): the lecture report's choice, a plane where the loss moves."""
+    unit = int(np.argmax(np.abs(model[2].weight.data[0])))
+    return f"0.weight[{unit}, 0]", f"2.weight[0, {unit}]"
+
+
+def landscape(model, s: dict) -> dict:
+    """The loss over a ``RESOLUTION``-square grid through the model's weights: two named weights
+    each within +/- span of its value (``weight_landscape``), or span times Li et al.'s two
+    random filter-normalised directions drawn with the panel's seed (``direction_landscape``).
+    A bad weight name is a 400 that says which of first and second it was."""
+    from gradstep.lab import landscape as ls
+
+    loss_fn, (X, y) = _loss_fn(), _data()
+    if s["plane"] == "random":
+        d1, d2 = ls.filter_normalized_directions(model, seed=s["seed"])
+        grid = s["span"] * np.linspace(-1.0, 1.0, RESOLUTION)
+        grid[RESOLUTION // 2] = 0.0  # the current point exactly on the grid
+        r = ls.direction_landscape(model, loss_fn, X, y, d1, d2, grid, grid)
+        x, yy, center = r["alphas"], r["betas"], (0.0, 0.0)
+        names = ("alpha (random filter-normalised d1)", "beta (d2)")
+    else:
+        auto = default_weights(model)
+        names = tuple(s[k] or auto[i] for i, k in enumerate(("first", "second")))
+        for key, name in zip(("first", "second"), names):
+            try:
+                ls.scalar_parameter(model, name)
+            except ValueError as e:
+                raise BadRequestError(f"{key}: {e}") from None
+        try:
+            r = ls.weight_landscape(model, loss_fn, X, y, *names, s["span"], RESOLUTION)
+        except ValueError as e:  # the same weight twice
+            raise BadRequestError(str(e)) from None
+        x, yy, center = r["first_grid"], r["second_grid"], r["center"]
+        names = (r["first"], r["second"])
+    return {
+        "plane": s["plane"],
+        "x": x.tolist(),
+        "y": yy.tolist(),
+        "loss": [[finite_or_none(v) for v in row] for row in r["loss"]],
+        "center": [float(c) for c in center],
+        "center_loss": r["center_loss"],
+        "names": list(names),
+        "span": s["span"],
+    }
+
+
+def study(s: dict):
+    """The homework's minimum-ratio study, one seed per item (seeds seed, seed + 1, ...):
+    ``hw2_2.minimum_ratio_study`` at the panel's width, activation and |g|^2 steps."""
+    from gradstep.lab import hw2_2
+
+    for i, seed in enumerate(range(s["seed"], s["seed"] + s["study_seeds"])):
+        (row,) = hw2_2.minimum_ratio_study(
+            seeds=[seed], hidden=s["hidden"], max_steps=s["max_steps"], activation=s["activation"]
+        )
+        row = {k: finite_or_none(v) if isinstance(v, float) else v for k, v in row.items()}
+        yield {**row, "done": i + 1, "of": s["study_seeds"]}
+
+
 def _events(steps, run: str):
     """The library's progress dicts as JSON events tagged with the run."""
     for item in steps:
@@ -230,7 +318,13 @@ def routes(lab):
     from starlette.routing import Route
 
     async def page(request):
-        return lab.page("critical", defaults=DEFAULTS, max_hidden=MAX_HIDDEN, limits=_limits())
+        return lab.page(
+            "critical",
+            defaults=DEFAULTS,
+            max_hidden=MAX_HIDDEN,
+            limits=_limits(),
+            resolution=RESOLUTION,
+        )
 
     @lab.api
     async def check(request):  # the page checks its inputs here (an EventSource hides a 400)
@@ -283,6 +377,16 @@ def routes(lab):
         return JSONResponse({"run": lab.runs.add(new), "t": s["t"], **point})
 
     @lab.api
+    async def landscape_plane(request):
+        s = settings(request.query_params)
+        run_id, run = _run(lab, request.query_params, s)
+        return JSONResponse({"run": run_id, **landscape(run.model, s)})
+
+    @lab.api
+    async def study_stream(request):
+        return event_stream(request, study(settings(request.query_params)))
+
+    @lab.api
     async def model(request):
         from gradstep.lab.checkpoints import lab_checkpoint
 
@@ -298,9 +402,17 @@ def routes(lab):
         Route("/api/critical/inspect", inspect_point),
         Route("/api/critical/escape", escape_point),
         Route("/api/critical/step", step, methods=["POST"]),
+        Route("/api/critical/landscape", landscape_plane),
+        Route("/api/critical/study", study_stream),
         Route("/api/critical/model", model),
     ]
 
 
 def _limits() -> dict:
-    return {"epochs": MAX_EPOCHS, "max_steps": MAX_GN_STEPS, "t": MAX_T}
+    return {
+        "epochs": MAX_EPOCHS,
+        "max_steps": MAX_GN_STEPS,
+        "t": MAX_T,
+        "span": MAX_SPAN,
+        "study_seeds": MAX_STUDY_SEEDS,
+    }

@@ -1,15 +1,17 @@
 // The /critical panel: the settings live in the query string; the server holds the network
 // (a run id) and computes every number (gradstep.lab.critical_points). Run streams the search
 // for a small gradient; Inspect draws the exact Hessian's eigenvalues; Escape and Step along u
-// leave a saddle point along its most negative eigenvector.
+// leave a saddle point along its most negative eigenvector. Landscape draws the loss over a plane
+// through the weights (gradstep.lab.landscape); Study streams the homework's minimum-ratio study.
 "use strict";
 
 const FIELDS = {  // query-string name -> control id
   hidden: "hidden", activation: "activation", seed: "seed", start: "start", epochs: "epochs",
   lr: "lr", grad_tol: "grad-tol", max_steps: "max-steps", tol: "tol", t: "t",
+  plane: "plane", first: "first", second: "second", span: "span", study_seeds: "study-seeds",
 };
 const NETWORK = ["hidden", "activation", "seed", "start"];  // a change makes a new network
-const state = { run: null, source: null, generation: 0, epochs: 0 };
+const state = { run: null, source: null, generation: 0, epochs: 0, study: null };
 const PLOT = { responsive: true, displaylogo: false };
 const COLORS = { negative: "#d62728", zero: "#8c8c8c", positive: "#1f77b4" };
 
@@ -255,6 +257,74 @@ async function stepAlongU() {
   }
 }
 
+// --- Landscape: log10 loss over a plane through the current weights ---------------------------
+
+async function landscape() {
+  Lab.showError("");
+  const settings = readSettings();
+  Lab.save(settings);
+  const generation = state.generation;
+  try {
+    const r = await Lab.get("/api/critical/landscape", withRun(settings));
+    if (generation !== state.generation) return;
+    state.run = r.run;
+    setOutput("landscape-center", r.center_loss);
+    // log10 of the loss; a cell the server sent as null (overflow far out) stays empty
+    const z = r.loss.map((row) => row.map((v) => (v === null || v <= 0 ? null : Math.log10(v))));
+    await Plotly.react("landscape-plot", [
+      { type: "contour", x: r.x, y: r.y, z, colorscale: "Viridis", ncontours: 30,
+        colorbar: { title: { text: "log10 loss" } }, hovertemplate: "%{x:.4g}, %{y:.4g}: log10 L = %{z:.4g}<extra></extra>" },
+      { type: "scatter", mode: "markers", x: [r.center[0]], y: [r.center[1]], name: "current weights",
+        marker: { symbol: "x", color: "#d62728", size: 12, line: { width: 2 } }, showlegend: false },
+    ], {
+      margin: { t: 10, r: 10, b: 45, l: 70 },
+      xaxis: { title: { text: r.names[0] } }, yaxis: { title: { text: r.names[1] } },
+    }, PLOT);
+  } catch (err) {
+    Lab.showError(err.message);
+  }
+}
+
+// --- Study: the minimum ratio against the loss, one training per seed ------------------------
+
+function stopStudy() {
+  if (state.study) { state.study.close(); state.study = null; }
+  $("study").textContent = "Study";
+}
+
+async function study() {
+  if (state.study) { stopStudy(); return; }
+  Lab.showError("");
+  const settings = readSettings();
+  Lab.save(settings);
+  try {
+    await Lab.get("/api/critical/check", settings);  // an EventSource hides a 400
+  } catch (err) {
+    Lab.showError(err.message);
+    return;
+  }
+  const trace = (name, color, symbol) => ({ type: "scatter", mode: "markers", x: [], y: [], text: [],
+    name, marker: { color, symbol, size: 9 }, hovertemplate: "L = %{x:.4g}, ratio %{y:.3f}<br>%{text}<extra></extra>" });
+  setOutput("study-count", 0, "0");
+  await Plotly.react("study-plot", [trace("exact Hessian", "#1f77b4", "circle"),
+    trace("Gauss-Newton (the course's)", "#ff7f0e", "diamond")], {
+    margin: { t: 30, r: 10, b: 45, l: 60 },
+    title: { text: `1-${settings.hidden}-1 ${settings.activation}, seeds ${settings.seed} on`, font: { size: 13 } },
+    xaxis: { title: { text: "training loss (MSE)" }, type: "log", exponentformat: "power" },
+    yaxis: { title: { text: "minimum ratio (share of positive eigenvalues)" }, range: [0, 1.05] },
+    legend: { x: 1, xanchor: "right", y: 0.02, yanchor: "bottom" },
+  }, PLOT);
+  const source = Lab.stream("/api/critical/study", settings, (row) => {
+    if (state.study !== source) return;
+    const text = `seed ${row.seed}: ${row.verdict}, |g| = ${Lab.fmt(row.grad_norm)}`;
+    Plotly.extendTraces("study-plot", { x: [[row.loss], [row.loss]],
+      y: [[row.minimum_ratio], [row.minimum_ratio_gauss_newton]], text: [[text], [text]] }, [0, 1]);
+    setOutput("study-count", row.done, `${row.done} of ${row.of}`);
+  }, () => { if (state.study === source) stopStudy(); });
+  state.study = source;
+  $("study").textContent = "Stop";
+}
+
 // --- Settings, reset and exports -------------------------------------------------------------
 
 // The inspection describes the weights it was made at; once they move it is cleared.
@@ -274,7 +344,8 @@ function clearAll() {
   setOutput("step-count", 0, "0");
   clearInspection();
   setStatus("ready", "ready");
-  for (const id of ["spectrum", "escape-plot"]) Plotly.purge(id);
+  setOutput("landscape-center", null, "-");
+  for (const id of ["spectrum", "escape-plot", "landscape-plot"]) Plotly.purge(id);
   return drawNorms();
 }
 
@@ -287,6 +358,8 @@ $("inspect").addEventListener("click", inspect);
 $("reset").addEventListener("click", () => { Lab.showError(""); clearAll(); });
 $("escape").addEventListener("click", escape);
 $("step-along-u").addEventListener("click", stepAlongU);
+$("landscape").addEventListener("click", landscape);
+$("study").addEventListener("click", study);
 Lab.wireExports("critical", "spectrum", () => ({
   path: "/api/critical/model", params: withRun(readSettings()),
 }), () => {  // the PNG is the eigenvalue plot, which exists once a point is inspected
