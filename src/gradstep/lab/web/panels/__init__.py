@@ -15,4 +15,5 @@ PANELS = {
     "models": ("models", "The lecture's experiment: models on the Seattle data, trained live"),
     "backprop": ("backprop", "Backpropagation: one weight's gradient, pass by pass"),
     "critical": ("critical", "When the gradient is small: saddle points and the exact Hessian"),
+    "optimizers": ("optimizers", "Optimizers on a narrow valley"),
 }
