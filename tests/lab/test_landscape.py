@@ -12,6 +12,7 @@ import gradstep as gs
 from gradstep import functional as F
 from gradstep import nn, optim
 from gradstep.lab import landscape as L
+from gradstep.lab import landscape_grid
 
 RNG = np.random.default_rng(0)
 X1 = RNG.uniform(-1, 1, (100, 1))  # the course's HW2-2 data: 1 -> 128 ReLU -> 1
@@ -268,7 +269,7 @@ def test_result_does_not_depend_on_the_block_size(monkeypatch):
     whole = L.direction_landscape(model, nn.MSELoss(), X3, Y3, d1, d2, alphas, betas)["loss"]
     w_whole = L.weight_landscape(model, nn.MSELoss(), X3, Y3, "0.weight[2, 1]", "2.weight[3, 3]")
     for chunk in (1, 2_000, 50_000):
-        monkeypatch.setattr(L, "CHUNK", chunk)
+        monkeypatch.setattr(landscape_grid, "CHUNK", chunk)  # the batched pass reads it
         part = L.direction_landscape(model, nn.MSELoss(), X3, Y3, d1, d2, alphas, betas)["loss"]
         _close(part, whole, 1e-13)
         w = L.weight_landscape(model, nn.MSELoss(), X3, Y3, "0.weight[2, 1]", "2.weight[3, 3]")
