@@ -34,7 +34,16 @@ from gradstep.train.tabular_model import (
     read_run_table,
 )
 
-__all__ = ["TabularModel", "TrainConfig", "load_config_file", "read_run_table", "train_tabular"]
+__all__ = [
+    "Rows",
+    "TabularModel",
+    "TrainConfig",
+    "fit_frame",
+    "load_config_file",
+    "read_run_table",
+    "select_rows",
+    "train_tabular",
+]
 
 LOSSES = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss, "ce": nn.CrossEntropyLoss}
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam}
@@ -88,8 +97,6 @@ def _select_features(df, cfg: TrainConfig, path) -> list[str]:
 
 
 def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
-    from threadpoolctl import threadpool_limits
-
     size = os.path.getsize(data_path) if os.path.isfile(data_path) else 0
     if size > 10 * 2**20:
         log(f"reading {data_path} ({size / 2**20:.0f} MiB)")
@@ -100,6 +107,30 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
             f"read {len(df):,} rows x {df.shape[1]} columns"
             f" in {time.perf_counter() - started:.1f} s"
         )
+    result, final, history, encoder = fit_frame(df, cfg, data_path, verbose, log)
+    _write_run(tmp, result, final, history, encoder)
+    return final
+
+
+@dataclasses.dataclass
+class Rows:
+    """The rows a run trains on, as :func:`select_rows` chose them."""
+
+    df: object  # the kept rows (a DataFrame)
+    y: np.ndarray  # their target values (class codes or numbers)
+    target: object  # what infer_target found (task, classes, why)
+    features: list[str]
+    train: np.ndarray  # positions in ``df`` of the training rows, sorted
+    val: np.ndarray  # and of the validation rows
+    dropped: dict
+    sep: str
+    decimal: str
+
+
+def select_rows(df, cfg: TrainConfig, data_path, log=lambda line: None) -> Rows:
+    """The task, the rows kept and the training/validation split of a run on ``df`` (read by
+    :func:`read_run_table`): the same for ``train``, a sweep's trials and ``features``'s
+    permutation importance, which scores the validation rows a run never trained on."""
     features = _select_features(df, cfg, data_path)
     sep, decimal = df.attrs.get("sep", cfg.sep or ","), df.attrs.get("decimal", ".")
     if decimal == "," and not cfg.decimal:
@@ -114,10 +145,9 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
             f"{data_path} line {df.index[i]}, column '{cfg.target}': missing target and "
             "--missing error"
         )
-    encoder = TableEncoder(cfg.missing, sep, decimal)
     if cfg.missing == "drop":
-        encoder.fit(df[keep], features, data_path)
-        incomplete = encoder.missing_rows(df)
+        probe = TableEncoder(cfg.missing, sep, decimal).fit(df[keep], features, data_path)
+        incomplete = probe.missing_rows(df)
         dropped["missing_feature"] = int((incomplete & keep).sum())
         keep = keep & ~incomplete
     for what, n in dropped.items():
@@ -133,6 +163,22 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
     if n_val and n - n_val < 1:
         raise InputError(f"{data_path}: {n} rows are too few for val_fraction {cfg.val_fraction}")
     tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    return Rows(df, y, target, features, tr, va, dropped, sep, decimal)
+
+
+def fit_frame(df, cfg: TrainConfig, data_path, verbose=0, log=lambda line: None):
+    """Train on the table ``df`` (read by :func:`read_run_table` from ``data_path``, which
+    only names it in messages) as ``cfg`` says; return ``(TabularModel, metrics, History,
+    TableEncoder)`` and write nothing. ``train`` writes these into a run folder; a sweep's
+    trial keeps the metrics and the learning curves."""
+    from threadpoolctl import threadpool_limits
+
+    cfg.validate()
+    rows = select_rows(df, cfg, data_path, log)
+    df, y, target, features, dropped = rows.df, rows.y, rows.target, rows.features, rows.dropped
+    sep, decimal, tr, va = rows.sep, rows.decimal, rows.train, rows.val
+    n_val = len(va)
+    encoder = TableEncoder(cfg.missing, sep, decimal)
     encoder.fit(df.iloc[tr], features, data_path, schema=df)
     log("columns:")
     for line in encoder.describe():
@@ -236,8 +282,7 @@ def _train_into(data_path, cfg: TrainConfig, tmp: str, verbose, log) -> dict:
     if n_val:
         final["validation"] = result.evaluate(df.iloc[va], data_path, X[va])
     _refuse_divergence(final, stopper, cfg, len(classes) if classes else 0)
-    _write_run(tmp, result, final, history, encoder)
-    return final
+    return result, final, history, encoder
 
 
 class EpochLog(Callback):
