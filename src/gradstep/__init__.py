@@ -323,7 +323,19 @@ for _name in _DTYPES:
 
 # Submodules a plain `import gradstep as gs` gives on first use (PEP 562), so `gs.nn.Linear`
 # works as `torch.nn.Linear` does while `import gradstep` still loads NumPy alone.
-_LAZY = ("nn", "optim", "data", "train", "estimators", "export", "lab", "testing", "io", "paths")
+_LAZY = (
+    "nn",
+    "optim",
+    "data",
+    "train",
+    "estimators",
+    "export",
+    "lab",
+    "testing",
+    "io",
+    "paths",
+    "sweep",
+)
 
 
 def __getattr__(name: str):

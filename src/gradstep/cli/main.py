@@ -9,7 +9,9 @@ import click
 import numpy as np
 
 from gradstep.cli.diagnose import diagnose as diagnose_command
+from gradstep.cli.features import features as features_command
 from gradstep.cli.lab import lab as lab_command
+from gradstep.cli.sweep import sweep as sweep_command
 from gradstep.errors import InputError
 from gradstep.io import CheckpointError
 
@@ -343,6 +345,8 @@ def datasets(export, overwrite) -> None:
 
 cli.add_command(lab_command, name="lab")
 cli.add_command(diagnose_command, name="diagnose")
+cli.add_command(features_command, name="features")
+cli.add_command(sweep_command, name="sweep")
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,417 @@
+"""The sweep's driver: trials out to the pool, finished trials into the journal, then the table
+and the report. It alone proposes trials (a grid, seeded random draws, or Optuna's TPE asked
+here), so two workers can never run the same trial."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import io
+import os
+import time
+from dataclasses import dataclass, field
+
+from gradstep.errors import InputError
+from gradstep.sweep import space as sp
+from gradstep.sweep.executors import ATTEMPTS, make_pool
+from gradstep.sweep.journal import TABLE, Journal, create_folder, prepare_folder, write_marker
+from gradstep.sweep.tasks import EstimatorTask, FunctionTask, TabularTask, normalize_options
+
+STRATEGIES = ("grid", "random", "optuna")
+
+
+@dataclass
+class SweepResult:
+    """What a sweep left: its folder, one row per trial, and the configurations ranked."""
+
+    folder: str
+    rows: list
+    metric: str
+    mode: str
+    summary: list = field(default_factory=list)  # per configuration, best first
+    comparison: list = field(default_factory=list)  # the best against each other one
+    executor: str = ""
+
+    @property
+    def best(self) -> dict | None:
+        """The best configuration (by the mean of ``metric`` over seeds), or None."""
+        return self.summary[0] if self.summary and self.summary[0]["n_ok"] else None
+
+    def table(self):
+        """The trials as a pandas DataFrame (as ``trials.csv`` holds them)."""
+        import pandas as pd
+
+        return pd.read_csv(io.StringIO(table_text(self.rows, self.metric)))
+
+
+def tabular(data, target: str, **options) -> TabularTask:
+    """``gradstep train``'s options on the CSV ``data`` as a sweep's ``train`` argument:
+    ``sweep(tabular("hw1.csv", target="tested_positive", epochs=50), {"lr": [1e-3, 1e-2]})``."""
+    return TabularTask(data, {"target": target, **options})
+
+
+def _task(train, data):
+    if isinstance(train, (TabularTask, EstimatorTask, FunctionTask)):
+        return train
+    if hasattr(train, "fit") and hasattr(train, "get_params"):
+        return EstimatorTask(train)
+    if callable(train):
+        return FunctionTask(train)
+    raise InputError(
+        f"train must be a function of (config, seed), an estimator or sweep.tabular(...), "
+        f"got {train!r}"
+    )
+
+
+def _digest(obj) -> str:
+    if obj is None:
+        return ""
+    import joblib
+
+    return joblib.hash(obj)
+
+
+def _file_digest(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _prepare_tabular(task: TabularTask, space: dict):
+    """Read the table once (errors now, not in a worker), check every option in the space."""
+    from gradstep.train.tabular import select_rows
+
+    space = {k.replace("-", "_"): v for k, v in space.items()}
+    normalize_options({k: 0 for k in space}, "space")  # unknown names, target, seed
+    space = {
+        k: ([normalize_options({k: x}, "space")[k] for x in v] if isinstance(v, list) else v)
+        for k, v in space.items()
+    }
+    df = task.read()
+    rows = select_rows(df, task.config({}, 0), task.data_path)
+    for k, values in space.items():
+        samples = values if isinstance(values, list) else [getattr(values, "low", None)]
+        for v in samples:
+            if v is None:
+                continue
+            if k == "features":
+                from gradstep.sweep.features import parse_features_option
+
+                columns = [c for c in df.columns if c != task.options["target"]]
+                kind, _ = parse_features_option(v, columns)
+                if kind == "top" and task.options.get("missing") == "drop":
+                    # the rows kept would depend on the columns chosen, and the split with them
+                    raise InputError(
+                        "space 'features': top:K cannot be swept with missing = \"drop\" "
+                        "(the rows kept depend on the columns); use impute"
+                    )
+                continue
+            cfg = task.config({k: v}, 0)
+            cfg.validate(f"space '{k}' = {v!r}")
+    metric = "val_" if task.options.get("val_fraction", 0.2) else "train_"
+    metric += "accuracy" if rows.target.task == "classification" else "rmse"
+    return space, df, metric, rows.target.task
+
+
+def sweep(
+    train,
+    space: dict,
+    seeds=range(5),
+    executor=None,
+    out="runs/sweep",
+    *,
+    data=None,
+    metric: str | None = None,
+    mode: str | None = None,
+    strategy: str | None = None,
+    n_trials: int | None = None,
+    sample_seed: int = 0,
+    workers: int | None = None,
+    overwrite: bool = False,
+    inputs=(),
+    progress: bool | None = None,
+    log=None,
+) -> SweepResult:
+    """Train every configuration of ``space`` once per seed, on ``executor``; write ``out``.
+
+    Parameters
+    ----------
+    train : callable, estimator or :func:`tabular`
+        ``train(config, seed)`` (or ``train(config, seed, data)``) returning a dict of metrics
+        (optionally ``{"metrics": {...}, "curve": {"loss": [...], "val_loss": [...]}}``); a
+        scikit-learn estimator (cloned per trial, ``set_params(**config)``, scored on a split
+        of ``data=(X, y)`` made from the seed); or ``tabular(csv, target=..., **options)``.
+    space : dict
+        Option -> list of values (a grid), or -> :func:`uniform`, :func:`loguniform`,
+        :func:`randint` (random search or Optuna, with ``n_trials``).
+    seeds : iterable of int
+        Every configuration runs once per seed (the tabular trainer's seed also picks the
+        validation rows, so configurations are compared over the same splits).
+    executor : None, "dask", "tcp://host:port" or concurrent.futures.Executor
+        None: a process pool of ``workers`` processes (``workers=1``: here, serially).
+    out : path
+        The sweep folder: ``trials.jsonl`` (journal), ``trials.csv``, ``report.html``. A
+        rerun with the same ``out`` and the same sweep resumes; another sweep there is refused
+        unless ``overwrite``.
+    metric, mode : str
+        The metric that ranks configurations and whether lower ("min") or higher ("max") is
+        better (default: from its name).
+    strategy : {"grid", "random", "optuna"}
+        Default: "grid" when every option is a list, else "random".
+    """
+    task = _task(train, data)
+    seeds = sp.check_seeds(seeds)
+    space = sp.check_space(space)
+    task_kind = None
+    if isinstance(task, TabularTask):
+        space, data, default_metric, task_kind = _prepare_tabular(task, space)
+        metric = metric or default_metric
+    elif isinstance(task, EstimatorTask):
+        metric = metric or "val_score"
+        mode = mode or "max"
+    if not metric:
+        raise InputError("metric: name the metric to rank configurations by (e.g. 'val_loss')")
+    mode = mode or metric_mode(metric)
+    if mode not in ("min", "max"):
+        raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
+    strategy = strategy or ("grid" if sp.is_grid(space) else "random")
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy == "optuna" and (not n_trials or n_trials < 1):
+        raise InputError("strategy 'optuna' needs n_trials >= 1")
+    planned = None if strategy == "optuna" else sp.configs(space, strategy, n_trials, sample_seed)
+    identity = {
+        "task": task.describe(),
+        "data": _file_digest(task.data_path) if task_kind else _digest(data),
+        "space": sp.describe(space),
+        "seeds": seeds,
+        "strategy": strategy,
+        "n_trials": n_trials if strategy != "grid" else None,
+        "sample_seed": sample_seed,
+    }
+    folder, replace = prepare_folder(out, [*inputs, getattr(task, "data_path", None)], overwrite)
+    run = _Run(task, space, seeds, metric, mode, strategy, n_trials, sample_seed, planned)
+    run.log = log or (lambda line: None)
+    run.progress = progress
+    about = {
+        "task": task_kind or type(task).__name__,
+        "data": getattr(task, "data_path", None),
+        "space": sp.describe(space),
+        "seeds": seeds,
+        "strategy": strategy,
+    }
+    if replace:
+        from gradstep.paths import output_folder
+
+        with output_folder(folder, kind="sweep", inputs=inputs, overwrite=True) as tmp:
+            return run.execute(tmp, identity, data, executor, workers, about, final=folder)
+    from gradstep.paths import _refuser
+    from gradstep.publish import locked
+
+    with locked(folder, _refuser("--out")):
+        if not os.path.exists(folder):
+            create_folder(folder)
+        return run.execute(folder, identity, data, executor, workers, about, final=folder)
+
+
+def metric_mode(metric: str) -> str:
+    name = metric.lower()
+    if any(w in name for w in ("accuracy", "r2", "f1", "auc", "score", "precision", "recall")):
+        return "max"
+    if any(w in name for w in ("loss", "mse", "rmse", "mae", "error", "huber")):
+        return "min"
+    raise InputError(f"metric '{metric}': say whether lower or higher is better (mode='min'/'max')")
+
+
+class _Run:
+    def __init__(self, task, space, seeds, metric, mode, strategy, n_trials, sample_seed, planned):
+        self.task, self.space, self.seeds = task, space, seeds
+        self.metric, self.mode, self.strategy = metric, mode, strategy
+        self.n_trials, self.sample_seed, self.planned = n_trials, sample_seed, planned
+
+    def execute(self, folder, identity, data, executor, workers, about, final) -> SweepResult:
+        journal = Journal(folder, identity)
+        write_marker(folder, [os.path.basename(journal.path)])
+        already = len(journal.rows)
+        if self.strategy == "optuna":
+            from gradstep.sweep.optuna_search import OptunaPlanner
+
+            planner = OptunaPlanner(
+                self.space,
+                self.seeds,
+                self.n_trials,
+                self.sample_seed,
+                self.mode,
+                self.metric,
+                journal,
+            )
+        else:
+            planner = _ListPlanner(sp.trials(self.planned, self.seeds), journal)
+        total = planner.total
+        if already:
+            self.log(f"resuming: {already} of {total} trials already in {journal.path}")
+        pool = make_pool(executor, data, workers, self.task) if planner.remaining() else None
+        bar = _bar(total, already, self.progress)  # after the pool: no thread of its at a fork
+        last_table = 0.0
+        try:
+            if pool is not None:
+                self.log(f"running {planner.remaining()} trials on {pool.name}")
+                for row in _drive(pool, self.task, planner):
+                    journal.append(row)
+                    planner.finished(row)
+                    bar.update(1)
+                    if time.monotonic() - last_table > 2:
+                        _write_table(folder, journal.ordered(), self.metric)
+                        last_table = time.monotonic()
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.close()
+        rows = journal.ordered()
+        _write_table(folder, rows, self.metric)
+        about = {**about, "executor": pool.name if pool else "(nothing left to run)"}
+        result = SweepResult(final, rows, self.metric, self.mode, executor=about["executor"])
+        _report(folder, result, about)
+        return result
+
+
+def _bar(total, done, progress):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    enabled = sys.stderr.isatty() if progress is None else progress
+    return tqdm(total=total, initial=done, unit="trial", disable=not enabled, leave=False)
+
+
+class _ListPlanner:
+    """A fixed list of trials (grid or random draws), skipping those the journal holds."""
+
+    def __init__(self, trials, journal):
+        self.total = len(trials)
+        self.todo = [t for t in trials if not journal.done(t.trial_id)]
+
+    def remaining(self) -> int:
+        return len(self.todo)
+
+    def next(self, k: int) -> list:
+        out, self.todo = self.todo[:k], self.todo[k:]
+        return out
+
+    def finished(self, row) -> None:
+        pass
+
+
+def _drive(pool, task, planner):
+    """Keep ``2 x workers`` trials in flight; yield each finished trial's row. A broken process
+    pool is restarted and its trials rerun (up to ATTEMPTS tries each)."""
+    window = 2 * max(1, pool.workers)
+    inflight: dict[cf.Future, object] = {}
+    tries: dict[int, int] = {}
+
+    def start(trial):
+        tries[trial.trial_id] = tries.get(trial.trial_id, 0) + 1
+        inflight[pool.submit(task, trial)] = trial
+
+    while True:
+        for trial in planner.next(window - len(inflight)):
+            start(trial)
+        if not inflight:
+            return
+        done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+        broken = []
+        for f in done:
+            trial = inflight.pop(f)
+            try:
+                yield f.result()
+            except cf.BrokenExecutor:
+                broken.append(trial)
+            except Exception as e:  # Dask's KilledWorker after its own retries, a cancel
+                yield _lost(trial, f"{type(e).__name__}: {e}")
+        if broken:
+            # every trial still in flight on the broken pool is lost with it
+            broken += list(inflight.values())
+            inflight.clear()
+            if not pool.restart():
+                for trial in broken:
+                    yield _lost(trial, "the executor broke while running it")
+                continue
+            for trial in broken:
+                if tries[trial.trial_id] >= ATTEMPTS:
+                    yield _lost(trial, f"its worker process died ({ATTEMPTS} tries)")
+                else:
+                    start(trial)
+
+
+def _lost(trial, message: str) -> dict:
+    return {
+        "trial_id": trial.trial_id,
+        "config_id": trial.config_id,
+        "config": trial.config,
+        "seed": trial.seed,
+        "status": "failed",
+        "metrics": {},
+        "message": message,
+        "seconds": 0.0,
+        "worker": "",
+    }
+
+
+def _cell(v):
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v)
+    if isinstance(v, float):
+        return repr(v)
+    return v
+
+
+def table_text(rows: list, metric: str) -> str:
+    """``trials.csv``: one row per trial, every swept option as a column, the metrics after."""
+    options, metrics = [], []
+    for r in rows:
+        options += [k for k in r["config"] if k not in options]
+        metrics += [k for k in r.get("metrics", {}) if k not in metrics]
+    metrics.sort(key=lambda k: (k != metric, k))
+    header = ["trial_id", "config_id", *options, "seed", "status", *metrics]
+    header += ["seconds", "worker", "message"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        m = r.get("metrics", {})
+        w.writerow(
+            [r["trial_id"], r["config_id"]]
+            + [_cell(r["config"].get(k, "")) for k in options]
+            + [r["seed"], r["status"]]
+            + [repr(m[k]) if k in m else "" for k in metrics]
+            + [r.get("seconds", ""), r.get("worker", ""), r.get("message", "")]
+        )
+    return buf.getvalue()
+
+
+def _write_table(folder: str, rows: list, metric: str) -> None:
+    from gradstep.io import atomic_write_bytes
+
+    atomic_write_bytes(os.path.join(folder, TABLE), table_text(rows, metric).encode())
+    write_marker(folder, [TABLE])
+
+
+def _report(folder: str, result: SweepResult, about: dict) -> None:
+    from gradstep.sweep import stats
+    from gradstep.sweep.report import write_report
+
+    ok = [r for r in result.rows if r["status"] == "ok" and result.metric in r["metrics"]]
+    if result.rows and not ok and any(r["status"] == "ok" for r in result.rows):
+        names = ", ".join(sorted(result.rows[0].get("metrics", {}))) or "none"
+        raise InputError(f"metric '{result.metric}' is not among the trials' metrics ({names})")
+    result.summary = stats.summarize(result.rows, result.metric, result.mode)
+    result.comparison = stats.compare(result.rows, result.metric, result.mode)
+    before = set(os.listdir(folder))
+    title = f"Sweep: {about.get('data') or about['task']}"
+    write_report(result.rows, folder, result.metric, result.mode, title, about)
+    written = (set(os.listdir(folder)) - before) | {"report.html"}
+    write_marker(folder, written)
