@@ -18,8 +18,10 @@ each; Dask reschedules a dead worker's tasks on the others itself.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import pickle
+import sys
 import uuid
 
 from gradstep.errors import InputError
@@ -34,7 +36,22 @@ def _single_thread_blas() -> None:
     threadpool_limits(limits=1)
 
 
-def _worker_init(token: str, data) -> None:
+def _die_with(parent: int) -> None:
+    """Linux: this worker gets SIGKILL when the sweep that forked it dies (killed with -9, out of
+    memory), instead of waiting forever on a queue nobody writes to."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _worker_init(token: str, data, parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        _die_with(parent)
     _single_thread_blas()  # two workers on two cores: a second BLAS thread each only contends
     install_data(token, data)
 
@@ -111,7 +128,10 @@ def process_pool(data, workers: int | None, task) -> Pooled:
 
     def make():
         pool = cf.ProcessPoolExecutor(
-            workers, mp_context=_mp_context(), initializer=_worker_init, initargs=(token, data)
+            workers,
+            mp_context=_mp_context(),
+            initializer=_worker_init,
+            initargs=(token, data, os.getpid()),
         )
         pool.submit(os.getpid).result()  # fork every worker now, before the driver has threads
         return pool

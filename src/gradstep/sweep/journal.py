@@ -57,9 +57,13 @@ class Journal:
         self.rows: dict[int, dict] = {}
         if os.path.exists(self.path):
             self._read()
-        else:
+
+    def begin(self) -> None:
+        """Write the header of a new journal (its folder exists by now)."""
+        if not os.path.exists(self.path):
             header = {"gradstep_sweep": VERSION, "identity": self.identity}
             atomic_write_bytes(self.path, (json.dumps(header) + "\n").encode())
+        write_marker(self.folder, [JOURNAL])
 
     def _read(self) -> None:
         with open(self.path, "rb") as f:
@@ -172,5 +176,4 @@ def _marker_kind(folder: str) -> str | None:
 def create_folder(absolute: str) -> None:
     """Make the sweep folder (its parents too) with the permissions the umask gives."""
     os.makedirs(absolute, mode=0o777 & ~umask(), exist_ok=True)
-    write_marker(absolute, [JOURNAL])
     fsync_dir(os.path.dirname(absolute))

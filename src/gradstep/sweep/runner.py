@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from gradstep.errors import InputError
+from gradstep.paths import MARKER
 from gradstep.sweep import space as sp
 from gradstep.sweep.executors import ATTEMPTS, make_pool
 from gradstep.sweep.journal import TABLE, Journal, create_folder, prepare_folder, write_marker
@@ -173,16 +174,17 @@ def sweep(
     elif isinstance(task, EstimatorTask):
         metric = metric or "val_score"
         mode = mode or "max"
-    if not metric:
-        raise InputError("metric: name the metric to rank configurations by (e.g. 'val_loss')")
-    mode = mode or metric_mode(metric)
-    if mode not in ("min", "max"):
-        raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
     strategy = strategy or ("grid" if sp.is_grid(space) else "random")
     if strategy not in STRATEGIES:
         raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if strategy == "optuna" and (not n_trials or n_trials < 1):
         raise InputError("strategy 'optuna' needs n_trials >= 1")
+    if not metric and strategy == "optuna":
+        raise InputError("metric: name the metric Optuna minimises or maximises (e.g. 'val_loss')")
+    if metric:  # else the first metric the first trial returns
+        mode = mode or metric_mode(metric)
+    if mode not in (None, "min", "max"):
+        raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
     planned = None if strategy == "optuna" else sp.configs(space, strategy, n_trials, sample_seed)
     identity = {
         "task": task.describe(),
@@ -208,13 +210,13 @@ def sweep(
         from gradstep.paths import output_folder
 
         with output_folder(folder, kind="sweep", inputs=inputs, overwrite=True) as tmp:
-            return run.execute(tmp, identity, data, executor, workers, about, final=folder)
+            result = run.execute(tmp, identity, data, executor, workers, about, final=folder)
+            os.unlink(os.path.join(tmp, MARKER))  # output_folder writes the final one
+        return result
     from gradstep.paths import _refuser
     from gradstep.publish import locked
 
     with locked(folder, _refuser("--out")):
-        if not os.path.exists(folder):
-            create_folder(folder)
         return run.execute(folder, identity, data, executor, workers, about, final=folder)
 
 
@@ -234,8 +236,7 @@ class _Run:
         self.n_trials, self.sample_seed, self.planned = n_trials, sample_seed, planned
 
     def execute(self, folder, identity, data, executor, workers, about, final) -> SweepResult:
-        journal = Journal(folder, identity)
-        write_marker(folder, [os.path.basename(journal.path)])
+        journal = Journal(folder, identity)  # a resumed one is checked before any worker starts
         already = len(journal.rows)
         if self.strategy == "optuna":
             from gradstep.sweep.optuna_search import OptunaPlanner
@@ -255,6 +256,13 @@ class _Run:
         if already:
             self.log(f"resuming: {already} of {total} trials already in {journal.path}")
         pool = make_pool(executor, data, workers, self.task) if planner.remaining() else None
+        try:  # the folder only once the workers are there: an unreachable scheduler leaves none
+            create_folder(folder)
+            journal.begin()
+        except BaseException:
+            if pool is not None:
+                pool.close()
+            raise
         bar = _bar(total, already, self.progress)  # after the pool: no thread of its at a fork
         last_table = 0.0
         try:
@@ -272,6 +280,10 @@ class _Run:
             if pool is not None:
                 pool.close()
         rows = journal.ordered()
+        if self.metric is None:
+            first = next((r for r in rows if r["status"] == "ok"), None)
+            self.metric = next(iter(first["metrics"])) if first else "metric"
+            self.mode = self.mode or (metric_mode(self.metric) if first else "min")
         _write_table(folder, rows, self.metric)
         about = {**about, "executor": pool.name if pool else "(nothing left to run)"}
         result = SweepResult(final, rows, self.metric, self.mode, executor=about["executor"])
@@ -307,21 +319,29 @@ class _ListPlanner:
 
 
 def _drive(pool, task, planner):
-    """Keep ``2 x workers`` trials in flight; yield each finished trial's row. A broken process
-    pool is restarted and its trials rerun (up to ATTEMPTS tries each)."""
+    """Keep ``2 x workers`` trials in flight; yield each finished trial's row.
+
+    A process pool whose worker dies breaks with every trial in flight, and which trial killed
+    it is unknown. Those trials run again one at a time: a crash then names its trial, which
+    gets ATTEMPTS solo tries before it is recorded as failed; the others never lose a try."""
     window = 2 * max(1, pool.workers)
     inflight: dict[cf.Future, object] = {}
-    tries: dict[int, int] = {}
+    suspects: list = []
+    crashes: dict[int, int] = {}
 
     def start(trial):
-        tries[trial.trial_id] = tries.get(trial.trial_id, 0) + 1
         inflight[pool.submit(task, trial)] = trial
 
     while True:
-        for trial in planner.next(window - len(inflight)):
-            start(trial)
+        if suspects:
+            if not inflight:
+                start(suspects.pop(0))
+        else:
+            for trial in planner.next(window - len(inflight)):
+                start(trial)
         if not inflight:
             return
+        solo = len(inflight) == 1  # a break now names its trial
         done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
         broken = []
         for f in done:
@@ -332,19 +352,21 @@ def _drive(pool, task, planner):
                 broken.append(trial)
             except Exception as e:  # Dask's KilledWorker after its own retries, a cancel
                 yield _lost(trial, f"{type(e).__name__}: {e}")
-        if broken:
-            # every trial still in flight on the broken pool is lost with it
-            broken += list(inflight.values())
-            inflight.clear()
-            if not pool.restart():
-                for trial in broken:
-                    yield _lost(trial, "the executor broke while running it")
+        if not broken:
+            continue
+        lost = broken + list(inflight.values())  # all in flight on the pool went down with it
+        inflight.clear()
+        if not pool.restart():
+            for trial in lost:
+                yield _lost(trial, "the executor broke while running it")
+            continue
+        if len(lost) == 1 and solo:
+            trial = lost[0]
+            crashes[trial.trial_id] = crashes.get(trial.trial_id, 0) + 1
+            if crashes[trial.trial_id] >= ATTEMPTS:
+                yield _lost(trial, f"its worker process died ({ATTEMPTS} tries)")
                 continue
-            for trial in broken:
-                if tries[trial.trial_id] >= ATTEMPTS:
-                    yield _lost(trial, f"its worker process died ({ATTEMPTS} tries)")
-                else:
-                    start(trial)
+        suspects += lost
 
 
 def _lost(trial, message: str) -> dict:

@@ -227,12 +227,13 @@ def normalize_options(options: dict, source: str, fixed: bool = False) -> dict:
     known = set(TrainConfig.__dataclass_fields__)
     for key, value in options.items():
         name = key.replace("-", "_")
-        if name not in known or (not fixed and name in ("target", "seed")):
-            why = "is set per trial from seeds = [...]" if name == "seed" else None
-            why = why or ("is fixed for the sweep" if name == "target" else None)
+        if not fixed and name == "seed":
+            raise InputError(f"{source}: 'seed' is set per trial from seeds = [...]; not an option")
+        if not fixed and name == "target":
+            raise InputError(f"{source}: 'target' is fixed for the whole sweep; not an option")
+        if name not in known:
             raise InputError(
-                f"{source}: unknown option '{key}'"
-                + (f" ({why})" if why else f" (known: {', '.join(sorted(known))})")
+                f"{source}: unknown option '{key}' (known: {', '.join(sorted(known))})"
             )
         out[name] = hidden_list(value, source) if name == "hidden" else value
     return out
