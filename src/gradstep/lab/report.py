@@ -177,36 +177,110 @@ def _png_size(path: str) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def render(results: dict, folder: str) -> tuple[str, str]:
-    """The report as (HTML, Markdown), from the templates in ``templates/`` and the PNGs in
-    ``folder`` (embedded in the HTML as data URIs: the page makes no request)."""
+LECTURE_LEAD = (
+    "Machine learning in three steps, run on this machine by gradstep's own engine: a function "
+    "with unknown parameters, a loss computed from training data, and optimization by gradient "
+    "descent with gradients from backpropagation."
+)
+
+
+def _environment():
     import jinja2
 
-    from gradstep.lab.report_content import sections
-
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("gradstep.lab", "templates"),
         autoescape=jinja2.select_autoescape(["html.j2"]),
         keep_trailing_newline=True,
     )
-    parts = sections(results)
-    files = [f["file"] for s in parts for f in s.get("figures", [])]
+
+
+def _embedded(sections: list[dict], folder: str) -> tuple[dict, dict]:
+    """Each figure's PNG from ``folder`` as base64 text, and its (width, height)."""
     images, sizes = {}, {}
-    for name in files:
+    for name in [f["file"] for s in sections for f in s.get("figures") or []]:
         path = os.path.join(folder, name)
         with open(path, "rb") as f:
             images[name] = base64.b64encode(f.read()).decode()
         sizes[name] = _png_size(path)
+    return images, sizes
+
+
+def render_html(
+    sections: list[dict],
+    folder: str,
+    *,
+    title: str,
+    lead: str,
+    command: str,
+    footer: str,
+    seconds: str = "",
+) -> str:
+    """One self-contained HTML document in the lecture report's layout (``report.html.j2``).
+
+    Parameters
+    ----------
+    sections : list of dict
+        Each with ``id``, ``title``, ``paragraphs`` and optionally ``tables`` (caption, header,
+        rows), ``figures`` (file, caption, notes) and ``code``; see ``report_content``.
+    folder : str
+        Where the figures' PNGs are; they are embedded as data URIs (the page makes no request).
+    title, lead : str
+        The heading and the paragraph under it (escaped unless a ``markupsafe.Markup``).
+    command, footer, seconds : str
+        The footer reads "Written by <command> in <seconds> s. <footer>" ("in ... s" only when
+        ``seconds`` is given).
+    """
+    images, sizes = _embedded(sections, folder)
     context = {
-        "title": "The lecture, run: machine learning in three steps",
-        "sections": parts,
-        "quick": results.get("quick", False),
-        "seconds": f"{results.get('seconds', 0):.0f}",
+        "title": title,
+        "lead": lead,
+        "sections": sections,
+        "command": command,
+        "footer": footer,
+        "seconds": seconds,
         "images": images,
         "sizes": sizes,
     }
-    html = env.get_template("report.html.j2").render(context)
-    md = env.get_template("report.md.j2").render(context)
+    return _environment().get_template("report.html.j2").render(context)
+
+
+def render(results: dict, folder: str) -> tuple[str, str]:
+    """The report as (HTML, Markdown), from the templates in ``templates/`` and the PNGs in
+    ``folder`` (embedded in the HTML as data URIs: the page makes no request)."""
+    from markupsafe import Markup
+
+    from gradstep.lab.report_content import sections
+
+    parts = sections(results)
+    quick = results.get("quick", False)
+    lead = LECTURE_LEAD + (
+        " This is a quick run (fewer epochs and a smaller grid): its numbers are rougher than a "
+        "full run's."
+        if quick
+        else ""
+    )
+    seconds = f"{results.get('seconds', 0):.0f}"
+    html = render_html(
+        parts,
+        folder,
+        title="The lecture, run: machine learning in three steps",
+        lead=Markup(lead),  # our own words: kept as written (an apostrophe stays an apostrophe)
+        command="gradstep lecture",
+        footer="The same numbers are in results.json; the figures are beside this file as PNGs.",
+        seconds=seconds,
+    )
+    md = (
+        _environment()
+        .get_template("report.md.j2")
+        .render(
+            {
+                "title": "The lecture, run: machine learning in three steps",
+                "sections": parts,
+                "quick": quick,
+                "seconds": seconds,
+            }
+        )
+    )
     return html, md
 
 
