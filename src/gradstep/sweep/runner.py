@@ -16,6 +16,7 @@ from gradstep.paths import MARKER
 from gradstep.sweep import space as sp
 from gradstep.sweep.executors import ATTEMPTS, make_pool
 from gradstep.sweep.journal import TABLE, Journal, create_folder, prepare_folder, write_marker
+from gradstep.sweep.stats import metric_mode
 from gradstep.sweep.tasks import EstimatorTask, FunctionTask, TabularTask, normalize_options
 
 STRATEGIES = ("grid", "random", "optuna")
@@ -218,15 +219,6 @@ def sweep(
 
     with locked(folder, _refuser("--out")):
         return run.execute(folder, identity, data, executor, workers, about, final=folder)
-
-
-def metric_mode(metric: str) -> str:
-    name = metric.lower()
-    if any(w in name for w in ("accuracy", "r2", "f1", "auc", "score", "precision", "recall")):
-        return "max"
-    if any(w in name for w in ("loss", "mse", "rmse", "mae", "error", "huber")):
-        return "min"
-    raise InputError(f"metric '{metric}': say whether lower or higher is better (mode='min'/'max')")
 
 
 class _Run:
@@ -433,7 +425,7 @@ def _report(folder: str, result: SweepResult, about: dict) -> None:
     result.summary = stats.summarize(result.rows, result.metric, result.mode)
     result.comparison = stats.compare(result.rows, result.metric, result.mode)
     before = set(os.listdir(folder))
-    title = f"Sweep: {about.get('data') or about['task']}"
+    title = f"Sweep: {os.path.basename(about.get('data') or '') or about['task']}"
     write_report(result.rows, folder, result.metric, result.mode, title, about)
     written = (set(os.listdir(folder)) - before) | {"report.html"}
     write_marker(folder, written)
