@@ -99,6 +99,7 @@ def test_resume_runs_only_the_missing_trials_and_drops_a_torn_line(tmp_path):
     assert len(log.read_text().splitlines()) == 6
     # as if killed after trial 2 was appended and while trial 3 was being written
     lines = (out / JOURNAL).read_bytes().split(b"\n")
+    assert [json.loads(line)["trial_id"] for line in lines[1:-1]] == list(range(6))  # in order
     (out / JOURNAL).write_bytes(b"\n".join(lines[:4]) + b"\n" + lines[4][:25])
     log.write_text("")
     again = gs.sweep(trials.logged, space, seeds=[0, 1], out=out, data=str(log), workers=1)

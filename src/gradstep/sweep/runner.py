@@ -217,6 +217,7 @@ def sweep(
     from gradstep.paths import _refuser
     from gradstep.publish import locked
 
+    os.makedirs(os.path.dirname(folder), mode=0o777, exist_ok=True)  # as train's --out
     with locked(folder, _refuser("--out")):
         return run.execute(folder, identity, data, executor, workers, about, final=folder)
 
@@ -336,7 +337,7 @@ def _drive(pool, task, planner):
         solo = len(inflight) == 1  # a break now names its trial
         done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
         broken = []
-        for f in done:
+        for f in [f for f in inflight if f in done]:  # in the order they were started
             trial = inflight.pop(f)
             try:
                 yield f.result()

@@ -1,7 +1,8 @@
 """What a sweep tries: a space of options (lists for a grid, distributions for random search),
 crossed with seeds, as a fixed, numbered list of trials.
 
-The grid is scikit-learn's ``ParameterGrid`` and random search its ``ParameterSampler`` (seeded,
+The grid is every combination, the first option changing slowest; random search is
+scikit-learn's ``ParameterSampler`` (seeded,
 so the same space gives the same trials on every run: that is what lets a killed sweep resume).
 Seeds are their own axis: every configuration runs once per seed, and trial ``c * n_seeds + i``
 is configuration ``c`` with the ``i``-th seed, so two configurations are compared over the
@@ -10,6 +11,7 @@ same seeds (and, for the tabular trainer, the same validation splits).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import numbers
@@ -175,7 +177,7 @@ def is_grid(space: dict) -> bool:
 
 def configs(space: dict, strategy: str, n_trials: int | None, sample_seed: int) -> list[dict]:
     """The configurations to try, in a fixed order: the whole grid, or ``n_trials`` draws."""
-    from sklearn.model_selection import ParameterGrid, ParameterSampler
+    from sklearn.model_selection import ParameterSampler
 
     if strategy == "grid":
         if not is_grid(space):
@@ -184,7 +186,9 @@ def configs(space: dict, strategy: str, n_trials: int | None, sample_seed: int) 
                 f"space '{wide}' is a distribution: a grid needs lists; use strategy "
                 "'random' or 'optuna' with n_trials"
             )
-        return [_plain(c, space) for c in ParameterGrid(space)]
+        # nested loops in the space's order (the first option changes slowest), as a reader
+        # of the file expects; scikit-learn's ParameterGrid would sort the names first
+        return [dict(zip(space, values)) for values in itertools.product(*space.values())]
     if not n_trials or n_trials < 1:
         raise InputError(f"strategy '{strategy}' needs n_trials >= 1")
     if is_grid(space):  # ParameterSampler draws without replacement; more is the whole grid
