@@ -110,3 +110,15 @@ def test_lanczos_benchmark_finds_the_same_eigenvalues_as_pytorch():
     result = lanczos.main(["--tiny", "--rounds", "1", "--k", "3"])
     assert result["eigenvalue_difference"] < 1e-9
     assert result["hvp_calls"]["gradstep"] > 3 and result["gradstep_s"] > 0
+
+
+def test_tiny_sweep_benchmark_compares_three_executors(tmp_path):
+    import sweep as sweep_bench
+
+    out = tmp_path / "s.json"
+    r = sweep_bench.main(["--tiny", "--out", str(out)])
+    assert json.loads(out.read_text())["trials"] == r["trials"] == 4
+    assert set(r["seconds_median"]) == set(sweep_bench.EXECUTORS)
+    assert r["metrics_identical"] is True  # the same numbers whoever ran the trials
+    assert all(v > 0 for v in r["seconds_median"].values())
+    assert "speed-up vs serial" in sweep_bench.table(r)

@@ -326,3 +326,12 @@ def test_tabular_space_errors_name_the_option(tmp_path, table):
             out=tmp_path / "s",
             workers=1,
         )
+
+
+def test_a_journal_whose_trials_differ_from_the_plan_is_refused(tmp_path):
+    out = tmp_path / "s"
+    gs.sweep(trials.quadratic, {"lr": [0.01, 0.02]}, seeds=[0], out=out, workers=1)
+    text = (out / JOURNAL).read_text()
+    (out / JOURNAL).write_text(text.replace('"config": {"lr": 0.01}', '"config": {"lr": 0.02}', 1))
+    with pytest.raises(InputError, match="trial 0 there is {'lr': 0.02} seed 0"):
+        gs.sweep(trials.quadratic, {"lr": [0.01, 0.02]}, seeds=[0], out=out, workers=1)

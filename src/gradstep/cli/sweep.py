@@ -114,7 +114,12 @@ def sweep(config_path, out_dir, data_path, workers, scheduler, overwrite, quiet)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "diverged")}
     click.echo(
         f"{len(rows)} trials ({counts['ok']} ok, {counts['failed']} failed, "
-        f"{counts['diverged']} diverged) on {result.executor}"
+        f"{counts['diverged']} diverged) "
+        + (
+            "already in the journal"
+            if result.executor.startswith("none")
+            else f"on {result.executor}"
+        )
     )
     best = result.best
     if best:
@@ -123,8 +128,16 @@ def sweep(config_path, out_dir, data_path, workers, scheduler, overwrite, quiet)
             f"best: {_config_text(best['config'])}: {result.metric} {best['mean']:.4g}{sd} "
             f"over {best['n_ok']} seeds"
         )
-        for c in result.comparison[:5]:
-            click.echo(f"  vs {_config_text(c['config'])}: {c['verdict']}")
+        for c in result.comparison[:8]:
+            if c["n_pairs"] < 2:
+                click.echo(f"  vs {_config_text(c['config'])}: {c['verdict']}")
+                continue
+            click.echo(
+                f"  vs {_config_text(c['config'])}: {c['diff']:+.4g} (95% CI {c['ci_low']:+.3g} "
+                f"to {c['ci_high']:+.3g} over {c['n_pairs']} seeds): {c['verdict']}"
+            )
+        if len(result.comparison) > 8:
+            click.echo(f"  ... {len(result.comparison) - 8} more in the report")
     click.echo(f"table: {os.path.join(result.folder, 'trials.csv')}")
     click.echo(f"report: {os.path.join(result.folder, 'report.html')}")
 

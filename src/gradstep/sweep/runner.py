@@ -276,10 +276,17 @@ class _Run:
         if self.metric is None:
             first = next((r for r in rows if r["status"] == "ok"), None)
             self.metric = next(iter(first["metrics"])) if first else "metric"
-            self.mode = self.mode or (metric_mode(self.metric) if first else "min")
+            if not self.mode:
+                try:
+                    self.mode = metric_mode(self.metric)
+                except InputError:  # the trials are done: rank them, and say how
+                    self.mode = "min"
+                    self.log(f"ranking by '{self.metric}', lower is better (pass mode= to say)")
         _write_table(folder, rows, self.metric)
-        about = {**about, "executor": pool.name if pool else "(nothing left to run)"}
-        result = SweepResult(final, rows, self.metric, self.mode, executor=about["executor"])
+        workers_seen = len({r.get("worker") for r in rows if r.get("worker")})
+        ran = pool.name if pool else f"none this run: all {len(rows)} trials were in the journal"
+        about = {**about, "executor": f"{ran}; {workers_seen} distinct workers ran the trials"}
+        result = SweepResult(final, rows, self.metric, self.mode, executor=ran)
         _report(folder, result, about)
         return result
 
@@ -298,6 +305,15 @@ class _ListPlanner:
 
     def __init__(self, trials, journal):
         self.total = len(trials)
+        planned = {t.trial_id: t for t in trials}
+        for tid, row in journal.rows.items():  # a journal from another plan is never mixed in
+            t = planned.get(tid)
+            if t is None or (t.config, t.seed) != (row.get("config"), row.get("seed")):
+                raise InputError(
+                    f"{journal.path}: trial {tid} there is {row.get('config')} seed "
+                    f"{row.get('seed')}, which this sweep does not plan as trial {tid}; "
+                    "choose another --out, or pass --overwrite"
+                )
         self.todo = [t for t in trials if not journal.done(t.trial_id)]
 
     def remaining(self) -> int:
