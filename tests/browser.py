@@ -13,9 +13,34 @@ import pytest
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
+_SHARED: dict = {}
+
+
+class _Pages:
+    """The shared browser as one caller sees it: its pages are its own and closed after it."""
+
+    def __init__(self, browser):
+        self._browser, self._contexts = browser, []
+
+    def new_page(self, **kwargs):
+        context = self._browser.new_context(**kwargs)  # what Browser.new_page does, kept
+        self._contexts.append(context)
+        return context.new_page()
+
+    def close(self) -> None:
+        for context in self._contexts:
+            context.close()
+        self._contexts.clear()
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 @contextlib.contextmanager
 def chromium():
-    """A launched headless browser, closed afterwards."""
+    """A headless browser (one per test session, shared: Playwright's sync API allows one
+    instance at a time on a thread, and the lab's session fixture holds one open); the pages
+    a caller opens are closed when its block ends."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -24,12 +49,25 @@ def chromium():
         if os.environ.get("CI"):
             pytest.fail("CI must have playwright and Debian's chromium (see .ci/run)")
         pytest.skip("needs playwright and chromium (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    if "browser" not in _SHARED:
+        _SHARED["playwright"] = sync_playwright().start()
+        _SHARED["browser"] = _SHARED["playwright"].chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox"]
+        )
+    pages = _Pages(_SHARED["browser"])
+    try:
+        yield pages
+    finally:
+        pages.close()
+
+
+def close_shared() -> None:
+    """Stop the session's browser (tests/conftest.py calls this when the session ends)."""
+    browser, playwright = _SHARED.pop("browser", None), _SHARED.pop("playwright", None)
+    if browser is not None:
+        browser.close()
+    if playwright is not None:
+        playwright.stop()
 
 
 class PanelPage:

@@ -335,3 +335,16 @@ def test_a_journal_whose_trials_differ_from_the_plan_is_refused(tmp_path):
     (out / JOURNAL).write_text(text.replace('"config": {"lr": 0.01}', '"config": {"lr": 0.02}', 1))
     with pytest.raises(InputError, match="trial 0 there is {'lr': 0.02} seed 0"):
         gs.sweep(trials.quadratic, {"lr": [0.01, 0.02]}, seeds=[0], out=out, workers=1)
+
+
+def test_train_options_as_a_dict_are_the_tabular_trainer(tmp_path, table):
+    r = gs.sweep(
+        {"data": table, "target": "y", "epochs": 2, "batch-size": 16},
+        {"lr": [0.01]},
+        seeds=[0],
+        out=tmp_path / "s",
+        workers=1,
+    )
+    assert r.metric == "val_rmse" and r.rows[0]["status"] == "ok"
+    with pytest.raises(InputError, match="needs 'data'"):
+        gs.sweep({"target": "y"}, {"lr": [0.01]}, seeds=[0], out=tmp_path / "t", workers=1)

@@ -55,6 +55,11 @@ def tabular(data, target: str, **options) -> TabularTask:
 def _task(train, data):
     if isinstance(train, (TabularTask, EstimatorTask, FunctionTask)):
         return train
+    if isinstance(train, dict):  # gradstep train's options as they are, with the data file
+        options = dict(train)
+        if "data" not in options or "target" not in options:
+            raise InputError("train as a dict of options needs 'data' (the CSV) and 'target'")
+        return TabularTask(options.pop("data"), options)
     if hasattr(train, "fit") and hasattr(train, "get_params"):
         return EstimatorTask(train)
     if callable(train):
@@ -142,11 +147,13 @@ def sweep(
 
     Parameters
     ----------
-    train : callable, estimator or :func:`tabular`
+    train : callable, estimator, :func:`tabular` or dict
         ``train(config, seed)`` (or ``train(config, seed, data)``) returning a dict of metrics
         (optionally ``{"metrics": {...}, "curve": {"loss": [...], "val_loss": [...]}}``); a
         scikit-learn estimator (cloned per trial, ``set_params(**config)``, scored on a split
-        of ``data=(X, y)`` made from the seed); or ``tabular(csv, target=..., **options)``.
+        of ``data=(X, y)`` made from the seed); ``tabular(csv, target=..., **options)``, or
+        the same as a dict of ``gradstep train``'s options with ``data``: ``{"data": "hw1.csv",
+        "target": "y", "epochs": 50}``.
     space : dict
         Option -> list of values (a grid), or -> :func:`uniform`, :func:`loguniform`,
         :func:`randint` (random search or Optuna, with ``n_trials``).
