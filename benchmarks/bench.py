@@ -125,6 +125,22 @@ def torch_mlp(hand: HandMLP, act: str, dtype=None):
 
 
 SYSTEMS = ("gradstep", "compiled", "pytorch", "numpy")
+# Timed beside them when they are there: JAX's jit (an optional benchmark dependency) and
+# torch.compile (its first call compiles C++ for a minute per case, so not in --tiny runs).
+OPTIONAL = ("jax", "torch_compile")
+
+
+def optional_systems(tiny: bool) -> tuple:
+    out = []
+    try:
+        import jax  # noqa: F401
+
+        out.append("jax")
+    except ImportError:
+        pass
+    if not tiny:
+        out.append("torch_compile")
+    return tuple(out)
 
 
 def gradstep_step(case: dict, hand: HandMLP, x, y, seed: int, compiled: bool):
@@ -177,22 +193,33 @@ def make_steps(case: dict, seed: int = 0, systems=SYSTEMS):
     for system in ("gradstep", "compiled"):
         if system in systems:
             steps[system] = gradstep_step(case, hand, x, y, seed, compiled=system == "compiled")
+    if "jax" in systems:
+        from jax_step import jax_step
+
+        steps["jax"] = jax_step(case, [w.copy() for w in hand.W], [c.copy() for c in hand.b], x, y)
+    if "torch_compile" in systems:
+        steps["torch_compile"] = torch_step(case, hand, x, y, compiled=True)
     if "pytorch" in systems:
-        import torch
-
-        tmodel = torch_mlp(hand, case["act"])
-        topt = torch_optimizer(case["opt"], tmodel.parameters(), case["lr"])
-        tloss = torch.nn.MSELoss() if case["loss"] == "mse" else torch.nn.CrossEntropyLoss()
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-        def torch_step():
-            topt.zero_grad()
-            loss = tloss(tmodel(tx), ty)
-            loss.backward()
-            topt.step()
-
-        steps["pytorch"] = torch_step
+        steps["pytorch"] = torch_step(case, hand, x, y, compiled=False)
     return {k: steps[k] for k in systems}
+
+
+def torch_step(case: dict, hand: HandMLP, x, y, compiled: bool):
+    """PyTorch's step with ``hand``'s weights, eager or under ``torch.compile``."""
+    import torch
+
+    tmodel = torch_mlp(hand, case["act"])
+    topt = torch_optimizer(case["opt"], tmodel.parameters(), case["lr"])
+    tloss = torch.nn.MSELoss() if case["loss"] == "mse" else torch.nn.CrossEntropyLoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        topt.zero_grad()
+        loss = tloss(tmodel(tx), ty)
+        loss.backward()
+        topt.step()
+
+    return torch.compile(step) if compiled else step
 
 
 def time_alternating(steps: dict, blocks: int, per_block: int, warmup: int) -> dict:
@@ -228,7 +255,7 @@ def bench_steps(tiny: bool, threads_list) -> list[dict]:
                 case = {**case, **(TINY[key] if tiny else {})}
                 # with a sigmoid, also time the floor with the cheapest one (see below_floor)
                 extra = ("numpy_plain",) if case["act"] == "sigmoid" else ()
-                steps = make_steps(case, systems=SYSTEMS + extra)
+                steps = make_steps(case, systems=SYSTEMS + extra + optional_systems(tiny))
                 r = time_alternating(
                     steps,
                     blocks=3 if tiny else 7,
@@ -244,7 +271,13 @@ def bench_steps(tiny: bool, threads_list) -> list[dict]:
                         **{
                             f"{s}_vs_{ref}": r[s]["steps_per_s"] / r[ref]["steps_per_s"]
                             for s in ("gradstep", "compiled")
-                            for ref in ("pytorch", "numpy")
+                            for ref in ("pytorch", "numpy", *OPTIONAL)
+                            if ref in r
+                        },
+                        **{
+                            f"{s}_vs_numpy": r[s]["steps_per_s"] / r["numpy"]["steps_per_s"]
+                            for s in OPTIONAL
+                            if s in r
                         },
                     }
                 )
@@ -496,6 +529,45 @@ def write_markdown(result: dict, path: str) -> None:
             f"| {r['gradstep_vs_pytorch']:.2f}x / {r['gradstep_vs_numpy']:.2f}x "
             f"| {r['compiled_vs_pytorch']:.2f}x / {r['compiled_vs_numpy']:.2f}x |"
         )
+    others = [r for r in result["steps"] if any(f"{o}_steps_per_s" in r for o in OPTIONAL)]
+    if others:
+        lines += [
+            "",
+            "Beside them in the same blocks: JAX's `jax.jit` of the same step (the same model, "
+            "loss and PyTorch's optimizer formulas, checked equal to PyTorch in float64) and "
+            "`torch.compile` of PyTorch's step (timed after its compilation):",
+            "",
+            "| case | threads | JAX jit | torch.compile | gradstep compiled vs JAX "
+            "| vs torch.compile |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in others:
+            cells = [fmt(r, o) if f"{o}_steps_per_s" in r else "-" for o in OPTIONAL]
+            ratios = [
+                f"{r[f'compiled_vs_{o}']:.2f}x" if f"compiled_vs_{o}" in r else "-"
+                for o in OPTIONAL
+            ]
+            lines.append(
+                f"| ({r['case']}) | {r['threads']} | {' | '.join(cells)} | {' | '.join(ratios)} |"
+            )
+    unset = result.get("steps_coretype_unset")
+    if unset:
+        lines += [
+            "",
+            "The same steps at 1 thread in a second process with OPENBLAS_CORETYPE unset "
+            f"(OpenBLAS picks its kernel for this CPU: {unset['blas']}):",
+            "",
+            "| case | gradstep compiled | PyTorch | hand NumPy | JAX jit "
+            "| NumPy floor vs PyTorch |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in unset["steps"]:
+            jax_cell = fmt(r, "jax") if "jax_steps_per_s" in r else "-"
+            lines.append(
+                f"| ({r['case']}) | {fmt(r, 'compiled')} | {fmt(r, 'pytorch')} | "
+                f"{fmt(r, 'numpy')} | {jax_cell} | "
+                f"{r['numpy_steps_per_s'] / r['pytorch_steps_per_s']:.2f}x |"
+            )
     s, f = result["surface"], result["fit"]
     lines += [
         "",
@@ -582,14 +654,47 @@ def write_markdown(result: dict, path: str) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
+def coretype_unset_steps(tiny: bool) -> dict:
+    """The step table at 1 thread from a child process without OPENBLAS_CORETYPE (the
+    variable is read when OpenBLAS loads, so it cannot change inside this process)."""
+    import subprocess
+    import tempfile
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "unset.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--steps-only", "--threads", "1"]
+        subprocess.run([*cmd, "--out", out, *(["--tiny"] if tiny else [])], env=env, check=True)
+        with open(out) as fh:
+            child = json.load(fh)
+    blas = "; ".join(
+        f"{b['internal_api']} {b.get('architecture')}" for b in child["environment"]["blas"]
+    )
+    return {"blas": blas, "steps": child["steps"]}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiny", action="store_true", help="tiny sizes: a smoke run, no docs update")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--memory", action="store_true", help="also measure peak RSS for (c), (d)")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results.json)")
+    p.add_argument("--steps-only", action="store_true", help="only the step table (JSON)")
+    p.add_argument(
+        "--coretype-row",
+        action="store_true",
+        help="also time the steps at 1 thread in a process with OPENBLAS_CORETYPE unset",
+    )
     args = p.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
+    if args.steps_only:
+        result = {
+            "environment": environment(),
+            "steps": bench_steps(args.tiny, [int(t) for t in args.threads.split(",")]),
+        }
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=2)
+        return result
     result = {
         "command": "python benchmarks/bench.py " + " ".join(argv or sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
@@ -598,6 +703,8 @@ def main(argv=None) -> dict:
         "surface": bench_surface(args.tiny),
         "fit": bench_fit(args.tiny),
     }
+    if args.coretype_row:
+        result["steps_coretype_unset"] = coretype_unset_steps(args.tiny)
     if args.memory:
         result["memory"] = {k: {s: peak_rss_mb(k, s) for s in SYSTEMS} for k in ("c", "d")}
     result["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

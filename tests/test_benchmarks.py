@@ -122,3 +122,42 @@ def test_tiny_sweep_benchmark_compares_three_executors(tmp_path):
     assert r["metrics_identical"] is True  # the same numbers whoever ran the trials
     assert all(v > 0 for v in r["seconds_median"].values())
     assert "speed-up vs serial" in sweep_bench.table(r)
+
+
+@pytest.mark.parametrize("key", ["a", "b", "c", "d"])
+def test_jax_step_trains_the_same_model_as_pytorch_in_float64(key):
+    """The JAX column times the same step: losses and weights equal PyTorch's over 3 steps."""
+    from jax_step import jax_step  # JAX: in the test extra, an optional benchmark dependency
+
+    case = dict(bench.CASES[key])
+    sizes = [min(s, 24) for s in case["sizes"]]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, sizes[0]))
+    y = rng.standard_normal((8, 1)) if case["loss"] == "mse" else rng.integers(0, sizes[-1], 8)
+    hand = HandMLP(sizes, case["act"], case["loss"], case["opt"], case["lr"], rng, dtype=np.float64)
+    model = bench.torch_mlp(hand, case["act"], dtype=torch.float64)
+    opt = bench.torch_optimizer(case["opt"], model.parameters(), case["lr"])
+    lf = torch.nn.MSELoss() if case["loss"] == "mse" else torch.nn.CrossEntropyLoss()
+    step = jax_step(case, hand.W, hand.b, x, y, dtype=np.float64)
+    for _ in range(3):
+        ours = float(step())
+        opt.zero_grad()
+        loss = lf(model(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        opt.step()
+        np.testing.assert_allclose(ours, loss.item(), rtol=1e-10)
+    W, _ = step.params()
+    np.testing.assert_allclose(W[0], model[0].weight.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_tiny_run_adds_jax_and_a_coretype_unset_table(tmp_path):
+    out = tmp_path / "r.json"
+    result = bench.main(["--tiny", "--threads", "1", "--coretype-row", "--out", str(out)])
+    assert all(r["jax_steps_per_s"] > 0 and r["compiled_vs_jax"] > 0 for r in result["steps"])
+    unset = result["steps_coretype_unset"]
+    assert [r["case"] for r in unset["steps"]] == ["a", "b", "c", "d"]
+    assert unset["blas"]
+    md = tmp_path / "perf.md"
+    bench.write_markdown(result, str(md))
+    text = md.read_text()
+    assert "JAX jit" in text and "OPENBLAS_CORETYPE unset" in text

@@ -27,6 +27,7 @@ import uuid
 from gradstep.errors import InputError
 from gradstep.sweep.tasks import DataToken, install_data, run_trial
 
+FORK_UNSAFE = ("jax", "tensorflow")  # loaded in the driver: no fork (their threads deadlock)
 ATTEMPTS = 3  # tries of a trial whose worker process died, as Dask's allowed-failures
 
 
@@ -49,9 +50,9 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_init(token: str, data, parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        _die_with(parent)
+def _worker_init(token: str, data, parent: int | None) -> None:
+    if parent is not None and sys.platform.startswith("linux"):
+        _die_with(parent)  # forked by the driver itself (not by a forkserver)
     _single_thread_blas()  # two workers on two cores: a second BLAS thread each only contends
     install_data(token, data)
 
@@ -111,8 +112,13 @@ def _mp_context():
     # the table already in memory, and a script needs no `if __name__ == "__main__":` guard
     # (spawn re-runs an unguarded script in every worker). The pool forks all its workers when
     # it is made, before any of its threads start.
+    # A library whose own threads make a fork unsafe (JAX says so at every fork) gets the
+    # forkserver instead.
     methods = mp.get_all_start_methods()
-    return mp.get_context("fork" if "fork" in methods else "spawn")
+    unsafe = any(m in sys.modules for m in FORK_UNSAFE)
+    if "fork" in methods and not unsafe:
+        return mp.get_context("fork")
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def process_pool(data, workers: int | None, task) -> Pooled:
@@ -127,11 +133,12 @@ def process_pool(data, workers: int | None, task) -> Pooled:
     token = uuid.uuid4().hex
 
     def make():
+        context = _mp_context()
         pool = cf.ProcessPoolExecutor(
             workers,
-            mp_context=_mp_context(),
+            mp_context=context,
             initializer=_worker_init,
-            initargs=(token, data, os.getpid()),
+            initargs=(token, data, os.getpid() if context.get_start_method() == "fork" else None),
         )
         pool.submit(os.getpid).result()  # fork every worker now, before the driver has threads
         return pool
