@@ -348,3 +348,32 @@ def test_train_options_as_a_dict_are_the_tabular_trainer(tmp_path, table):
     assert r.metric == "val_rmse" and r.rows[0]["status"] == "ok"
     with pytest.raises(InputError, match="needs 'data'"):
         gs.sweep({"target": "y"}, {"lr": [0.01]}, seeds=[0], out=tmp_path / "t", workers=1)
+
+
+def test_a_misspelt_metric_stops_after_the_first_trial_and_an_edited_function_is_refused(
+    tmp_path,
+):
+    out = tmp_path / "s"
+    with pytest.raises(InputError, match="metric 'val_los' is not among the trials' metrics"):
+        gs.sweep(
+            trials.quadratic,
+            {"lr": [0.001, 0.01, 0.1]},
+            seeds=[0, 1],
+            out=out,
+            workers=1,
+            metric="val_los",
+            mode="min",
+        )
+    assert len(journal_lines(out)) - 1 <= 2  # stopped at once; what finished is kept
+    r = gs.sweep(
+        trials.quadratic,
+        {"lr": [0.001, 0.01, 0.1]},
+        seeds=[0, 1],
+        out=out,
+        workers=1,
+        metric="val_loss",
+    )
+    assert len(r.rows) == 6 and len(read_csv(out)) == 6
+    header = journal_lines(out)[0]["identity"]["task"]
+    assert header["function"] == "tests.sweep.trials.quadratic"
+    assert len(header["source_sha256"]) == 64  # an edited body is another sweep

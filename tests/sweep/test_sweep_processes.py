@@ -301,3 +301,26 @@ def test_workers_of_a_killed_pool_do_not_outlive_it(tmp_path, kill_after):
     for c in alive:
         os.kill(c, signal.SIGKILL)
     assert alive == []
+
+
+def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_resume(tmp_path):
+    data = write_table(tmp_path / "data.csv", n=300)
+    config = sweep_file(tmp_path, data, seeds=(0, 1, 2, 3), epochs=150)
+    out = tmp_path / "out"
+    p = subprocess.Popen(
+        [f"{BIN}/gradstep", "sweep", "--config", config, "--out", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while journal_count(out) < 2 and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    kept = journal_count(out)
+    assert 2 <= kept < 32
+    assert f"interrupted: {kept} of 32 trials are kept" in stdout
+    assert "Traceback" not in stdout + stderr
+    assert len(rows_of(out)) == kept  # the table is in step with the journal

@@ -44,7 +44,23 @@ def read_sweep_file(path: str, data_override: str | None) -> dict:
             fixed.update(value)
         else:
             fixed[key] = value
-    fixed = normalize_options(fixed, path, fixed=True)  # unknown top-level keys named here
+    try:
+        fixed = normalize_options(fixed, path, fixed=True)  # unknown top-level keys named here
+    except InputError as e:
+        if "unknown option" not in str(e):
+            raise
+        import difflib
+
+        from gradstep.train.config import TrainConfig
+
+        key = str(e).split("'")[1]
+        names = [*SWEEP_KEYS, *TrainConfig.__dataclass_fields__]
+        close = difflib.get_close_matches(key.replace("-", "_"), names, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise InputError(
+            f"{path}: unknown key '{key}' ({hint}a sweep file takes {', '.join(SWEEP_KEYS)} "
+            "and gradstep train's options; see docs/sweeps.md)"
+        ) from None
     if "seed" in fixed:
         raise InputError(f"{path}: 'seed' is swept: write seeds = [0, 1, 2, ...] instead")
     if not fixed.get("target"):
@@ -144,6 +160,8 @@ def sweep(config_path, out_dir, data_path, workers, scheduler, overwrite, quiet)
 
 def _config_text(config: dict) -> str:
     def text(v):
-        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+        if isinstance(v, list):
+            return ",".join(map(str, v))
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     return " ".join(f"{k}={text(v)}" for k, v in config.items())

@@ -321,7 +321,7 @@ def _compare_section(comparisons, labels, metric, mode, best_id) -> dict:
         "tables": [
             {
                 "caption": f"other − best in {metric}, paired over n seeds (95% CI)",
-                "header": ["configuration", "n", "other − best (95% CI)", "verdict"],
+                "header": ["configuration", "n", "other − best (95% CI)", "the best is"],
                 "rows": rows,
             }
         ],

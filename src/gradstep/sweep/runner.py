@@ -17,7 +17,13 @@ from gradstep.sweep import space as sp
 from gradstep.sweep.executors import ATTEMPTS, make_pool
 from gradstep.sweep.journal import TABLE, Journal, create_folder, prepare_folder, write_marker
 from gradstep.sweep.stats import metric_mode
-from gradstep.sweep.tasks import EstimatorTask, FunctionTask, TabularTask, normalize_options
+from gradstep.sweep.tasks import (
+    SCORES,
+    EstimatorTask,
+    FunctionTask,
+    TabularTask,
+    normalize_options,
+)
 
 STRATEGIES = ("grid", "random", "optuna")
 
@@ -109,7 +115,12 @@ def _prepare_tabular(task: TabularTask, space: dict):
                 from gradstep.sweep.features import parse_features_option
 
                 columns = [c for c in df.columns if c != task.options["target"]]
-                kind, _ = parse_features_option(v, columns)
+                kind, k_top = parse_features_option(v, columns)
+                if kind == "top" and k_top > len(columns):
+                    raise InputError(
+                        f"space 'features': {v!r} asks for {k_top} columns; the table has "
+                        f'{len(columns)} besides the target (use "all")'
+                    )
                 if kind == "top" and task.options.get("missing") == "drop":
                     # the rows kept would depend on the columns chosen, and the split with them
                     raise InputError(
@@ -119,9 +130,10 @@ def _prepare_tabular(task: TabularTask, space: dict):
                 continue
             cfg = task.config({k: v}, 0)
             cfg.validate(f"space '{k}' = {v!r}")
-    metric = "val_" if task.options.get("val_fraction", 0.2) else "train_"
-    metric += "accuracy" if rows.target.task == "classification" else "rmse"
-    return space, df, metric, rows.target.task
+    parts = ["train_"] + (["val_"] if task.options.get("val_fraction", 0.2) else [])
+    scores = ("accuracy", "macro_f1") if rows.target.task == "classification" else SCORES[:3]
+    known = [p + m for p in reversed(parts) for m in scores] + ["epochs_run"]
+    return space, df, known, rows.target.task
 
 
 def sweep(
@@ -177,8 +189,13 @@ def sweep(
     space = sp.check_space(space)
     task_kind = None
     if isinstance(task, TabularTask):
-        space, data, default_metric, task_kind = _prepare_tabular(task, space)
-        metric = metric or default_metric
+        space, data, known, task_kind = _prepare_tabular(task, space)
+        if metric and metric not in known:
+            raise InputError(
+                f"metric '{metric}' is not one this {task_kind} sweep records "
+                f"(known: {', '.join(known)})"
+            )
+        metric = metric or known[0]
     elif isinstance(task, EstimatorTask):
         metric = metric or "val_score"
         mode = mode or "max"
@@ -189,8 +206,14 @@ def sweep(
         raise InputError("strategy 'optuna' needs n_trials >= 1")
     if not metric and strategy == "optuna":
         raise InputError("metric: name the metric Optuna minimises or maximises (e.g. 'val_loss')")
-    if metric:  # else the first metric the first trial returns
-        mode = mode or metric_mode(metric)
+    if metric and not mode:  # else the first metric the first trial returns
+        try:
+            mode = metric_mode(metric)
+        except InputError:
+            raise InputError(
+                f"metric '{metric}': is it spelt as the train function returns it? Its name "
+                "does not say whether lower or higher is better: pass mode='min' or 'max'"
+            ) from None
     if mode not in (None, "min", "max"):
         raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
     planned = None if strategy == "optuna" else sp.configs(space, strategy, n_trials, sample_seed)
@@ -235,6 +258,20 @@ class _Run:
         self.metric, self.mode, self.strategy = metric, mode, strategy
         self.n_trials, self.sample_seed, self.planned = n_trials, sample_seed, planned
 
+    def _check_metric(self, row) -> None:
+        """The first finished trial shows the metrics there are: a misspelt one stops the
+        sweep now, not after every trial (the finished ones stay in the journal)."""
+        if self.metric_checked or row["status"] != "ok":
+            return
+        self.metric_checked = True
+        if self.metric is not None and self.metric not in row["metrics"]:
+            raise InputError(
+                f"metric '{self.metric}' is not among the trials' metrics "
+                f"({', '.join(row['metrics'])}); the finished trials are kept"
+            )
+
+    metric_checked = False
+
     def execute(self, folder, identity, data, executor, workers, about, final) -> SweepResult:
         journal = Journal(folder, identity)  # a resumed one is checked before any worker starts
         already = len(journal.rows)
@@ -272,13 +309,21 @@ class _Run:
                     journal.append(row)
                     planner.finished(row)
                     bar.update(1)
+                    self._check_metric(row)
                     if time.monotonic() - last_table > 2:
                         _write_table(folder, journal.ordered(), self.metric)
                         last_table = time.monotonic()
+        except KeyboardInterrupt:
+            self.log(
+                f"interrupted: {len(journal.rows)} of {total} trials are kept in {final}; "
+                "run the same command again to resume"
+            )
+            raise
         finally:
             bar.close()
             if pool is not None:
                 pool.close()
+            _write_table(folder, journal.ordered(), self.metric)  # in step with the journal
         rows = journal.ordered()
         if self.metric is None:
             first = next((r for r in rows if r["status"] == "ok"), None)

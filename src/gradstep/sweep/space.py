@@ -114,38 +114,48 @@ def parse_value(key: str, value, source: str):
     return value
 
 
-def check_space(space, source: str = "space") -> dict:
-    """``space`` as a dict of option -> non-empty list or Distribution; errors name the key."""
+def check_space(space, source: str = "") -> dict:
+    """``space`` as a dict of option -> non-empty list or Distribution; errors name the key
+    (and ``source``, the sweep file, when there is one)."""
+    at = f"{source}: " if source else ""
     if not isinstance(space, dict):
-        raise InputError(
-            f"{source}: the space must be a table of options, got {type(space).__name__}"
-        )
+        raise InputError(f"{at}the space must be a table of options, got {type(space).__name__}")
     if not space:
-        raise InputError(f"{source}: the space is empty; give at least one option to sweep")
+        raise InputError(f"{at}the space is empty; give at least one option to sweep")
     out = {}
     for key, values in space.items():
         if not isinstance(key, str) or not key:
-            raise InputError(f"{source}: option names must be text, got {key!r}")
+            raise InputError(f"{at}option names must be text, got {key!r}")
         if isinstance(values, Distribution) or hasattr(values, "rvs"):
             out[key] = values
             continue
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
             raise InputError(
-                f"{source}: space '{key}' must be a list of values (or a distribution), "
-                f"got {values!r}; write [{json.dumps(values) if _jsonable(values) else values}]"
+                f"{at}space '{key}' must be a list of values (or a distribution), "
+                f"got {values!r}; write [{_suggest(values)}]"
             )
         values = list(values)
         if not values:
-            raise InputError(f"{source}: space '{key}' is an empty list; give at least one value")
+            raise InputError(f"{at}space '{key}' is an empty list; give at least one value")
         seen = []
         for v in values:
             if not _jsonable(v):
-                raise InputError(f"{source}: space '{key}': {v!r} is not a number, text or list")
+                raise InputError(f"{at}space '{key}': {v!r} is not a number, text or list")
             if v in seen:
-                raise InputError(f"{source}: space '{key}' lists {v!r} twice")
+                raise InputError(f"{at}space '{key}' lists {v!r} twice")
             seen.append(v)
         out[key] = values
     return out
+
+
+def _suggest(v) -> str:
+    """``"0.01"`` -> ``0.01``: a number written as text is suggested as a number."""
+    if isinstance(v, str):
+        try:
+            return repr(float(v)) if "." in v or "e" in v.lower() else str(int(v))
+        except ValueError:
+            return json.dumps(v)
+    return json.dumps(v) if _jsonable(v) else repr(v)
 
 
 def _jsonable(v) -> bool:
@@ -190,7 +200,9 @@ def configs(space: dict, strategy: str, n_trials: int | None, sample_seed: int) 
         # of the file expects; scikit-learn's ParameterGrid would sort the names first
         return [dict(zip(space, values)) for values in itertools.product(*space.values())]
     if not n_trials or n_trials < 1:
-        raise InputError(f"strategy '{strategy}' needs n_trials >= 1")
+        wide = [k for k, v in space.items() if not isinstance(v, list)]
+        why = f" (space '{wide[0]}' is a range, so the search is random)" if wide else ""
+        raise InputError(f"strategy '{strategy}' needs n_trials >= 1{why}")
     if is_grid(space):  # ParameterSampler draws without replacement; more is the whole grid
         size = math.prod(len(v) for v in space.values())
         n_trials = min(n_trials, size)

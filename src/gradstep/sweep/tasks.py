@@ -15,6 +15,7 @@ numbers. Parallelism comes from processes (a process pool, Dask workers with one
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
@@ -119,8 +120,15 @@ class FunctionTask:
         return self.fn(config, seed, data) if self.takes_data else self.fn(config, seed)
 
     def describe(self) -> dict:
+        """The function's name and a digest of its source: an edited function is another
+        sweep (refused in the same --out), not the old results reused."""
+        import hashlib
+
         fn = self.fn
-        return {"function": f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"}
+        out = {"function": f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"}
+        with contextlib.suppress(OSError, TypeError):  # no source: a builtin, a C function
+            out["source_sha256"] = hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()
+        return out
 
 
 class EstimatorTask:
@@ -158,6 +166,9 @@ class EstimatorTask:
         return {"estimator": repr(self.estimator), "val_fraction": self.val_fraction}
 
 
+SCORES = ("rmse", "mae", "r2", "accuracy", "macro_f1")  # what evaluate() gives, by task
+
+
 class TabularTask:
     """``gradstep train``'s options on a CSV: the fixed options, plus the swept ones and the
     seed per trial. The table is read once by the driver and shipped to each worker once."""
@@ -165,7 +176,7 @@ class TabularTask:
     def __init__(self, data_path, options: dict, source: str = "options"):
         from gradstep.train.config import TrainConfig
 
-        self.data_path = os.fspath(data_path)
+        self.data_path = os.path.abspath(os.fspath(data_path))
         self.options = normalize_options(options, source, fixed=True)
         TrainConfig.from_dict({k: v for k, v in self.options.items()}, source)
 
@@ -192,7 +203,7 @@ class TabularTask:
         metrics = {"epochs_run": final["epochs_run"]}
         for part, prefix in (("train", "train_"), ("validation", "val_")):
             for k, v in final.get(part, {}).items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n":
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k in SCORES:
                     metrics[prefix + k] = v
         h = history.history
         curve = {k: [float(v) for v in h[k]] for k in ("loss", "val_loss") if k in h}
@@ -215,7 +226,9 @@ class TabularTask:
         return top_features(rows.df, cfg, self.data_path, arg, rows.train)
 
     def describe(self) -> dict:
-        return {"data": self.data_path, "options": self.options}
+        # the file's name only: its digest (in the identity) says whether it is the same data,
+        # so a moved project folder or a relative --data still resumes
+        return {"data": os.path.basename(self.data_path), "options": self.options}
 
 
 def normalize_options(options: dict, source: str, fixed: bool = False) -> dict:
