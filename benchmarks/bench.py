@@ -132,13 +132,14 @@ OPTIONAL = ("jax", "torch_compile")
 
 def optional_systems(tiny: bool) -> tuple:
     out = []
+    skip_compile = os.environ.get("GRADSTEP_BENCH_NO_TORCH_COMPILE") == "1"
     try:
         import jax  # noqa: F401
 
         out.append("jax")
     except ImportError:
         pass
-    if not tiny:
+    if not tiny and not skip_compile:
         out.append("torch_compile")
     return tuple(out)
 
@@ -661,6 +662,7 @@ def coretype_unset_steps(tiny: bool) -> dict:
     import tempfile
 
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    env["GRADSTEP_BENCH_NO_TORCH_COMPILE"] = "1"  # its compile minutes add no BLAS kernel news
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "unset.json")
         cmd = [sys.executable, os.path.abspath(__file__), "--steps-only", "--threads", "1"]
