@@ -509,7 +509,7 @@ def write_markdown(result: dict, path: str) -> None:
         "",
         f"CPU: {env['cpu']} ({env['cores']} cores). NumPy {env['numpy']}, PyTorch "
         f"{env['torch']}, Python {env['python']}. BLAS: {blas}. "
-        f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']!r}.",
+        f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE'] or 'unset'}.",
         "",
         "Steps per second of one full training step (forward, loss, backward, update; "
         "float32), median of alternating blocks (min-max in brackets). Ratios above 1 mean "
@@ -551,18 +551,18 @@ def write_markdown(result: dict, path: str) -> None:
             lines.append(
                 f"| ({r['case']}) | {r['threads']} | {' | '.join(cells)} | {' | '.join(ratios)} |"
             )
-    unset = result.get("steps_coretype_unset")
-    if unset:
+    other = result.get("steps_coretype_other")
+    if other:
         lines += [
             "",
-            "The same steps at 1 thread in a second process with OPENBLAS_CORETYPE unset "
-            f"(OpenBLAS picks its kernel for this CPU: {unset['blas']}):",
+            "The same steps at 1 thread in a second process with "
+            f"OPENBLAS_CORETYPE={other['setting']} (BLAS there: {other['blas']}):",
             "",
             "| case | gradstep compiled | PyTorch | hand NumPy | JAX jit "
             "| NumPy floor vs PyTorch |",
             "|---|---|---|---|---|---|",
         ]
-        for r in unset["steps"]:
+        for r in other["steps"]:
             jax_cell = fmt(r, "jax") if "jax_steps_per_s" in r else "-"
             lines.append(
                 f"| ({r['case']}) | {fmt(r, 'compiled')} | {fmt(r, 'pytorch')} | "
@@ -655,16 +655,19 @@ def write_markdown(result: dict, path: str) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
-def coretype_unset_steps(tiny: bool) -> dict:
-    """The step table at 1 thread from a child process without OPENBLAS_CORETYPE (the
-    variable is read when OpenBLAS loads, so it cannot change inside this process)."""
+def coretype_other_steps(tiny: bool) -> dict:
+    """The step table at 1 thread from a child process with the other OPENBLAS_CORETYPE
+    setting: unset if this process has it, Haswell if it has not (OpenBLAS reads the variable
+    when it loads, so it cannot change inside this process)."""
     import subprocess
     import tempfile
 
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if not os.environ.get("OPENBLAS_CORETYPE"):
+        env["OPENBLAS_CORETYPE"] = "Haswell"
     env["GRADSTEP_BENCH_NO_TORCH_COMPILE"] = "1"  # its compile minutes add no BLAS kernel news
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "unset.json")
+        out = os.path.join(tmp, "other.json")
         cmd = [sys.executable, os.path.abspath(__file__), "--steps-only", "--threads", "1"]
         subprocess.run([*cmd, "--out", out, *(["--tiny"] if tiny else [])], env=env, check=True)
         with open(out) as fh:
@@ -672,7 +675,8 @@ def coretype_unset_steps(tiny: bool) -> dict:
     blas = "; ".join(
         f"{b['internal_api']} {b.get('architecture')}" for b in child["environment"]["blas"]
     )
-    return {"blas": blas, "steps": child["steps"]}
+    setting = env.get("OPENBLAS_CORETYPE", "unset")
+    return {"setting": setting, "blas": blas, "steps": child["steps"]}
 
 
 def main(argv=None) -> dict:
@@ -685,7 +689,8 @@ def main(argv=None) -> dict:
     p.add_argument(
         "--coretype-row",
         action="store_true",
-        help="also time the steps at 1 thread in a process with OPENBLAS_CORETYPE unset",
+        help="also time the steps at 1 thread in a process with the other OPENBLAS_CORETYPE "
+        "(unset if set here, Haswell if unset)",
     )
     args = p.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -706,7 +711,7 @@ def main(argv=None) -> dict:
         "fit": bench_fit(args.tiny),
     }
     if args.coretype_row:
-        result["steps_coretype_unset"] = coretype_unset_steps(args.tiny)
+        result["steps_coretype_other"] = coretype_other_steps(args.tiny)
     if args.memory:
         result["memory"] = {k: {s: peak_rss_mb(k, s) for s in SYSTEMS} for k in ("c", "d")}
     result["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
