@@ -224,3 +224,68 @@ def make_pool(executor, data, workers: int | None, task):
         raise InputError(f"executor must be a concurrent.futures.Executor, got {executor!r}")
     workers = workers or getattr(executor, "_max_workers", None) or os.cpu_count() or 1
     return Pooled(lambda: executor, data, type(executor).__name__, workers, owned=False)
+
+
+def drive(pool, task, planner):
+    """Keep ``2 x workers`` trials in flight; yield each finished trial's row.
+
+    A process pool whose worker dies breaks with every trial in flight, and which trial killed
+    it is unknown. Those trials run again one at a time: a crash then names its trial, which
+    gets ATTEMPTS solo tries before it is recorded as failed; the others never lose a try."""
+    window = 2 * max(1, pool.workers)
+    inflight: dict[cf.Future, object] = {}
+    suspects: list = []
+    crashes: dict[int, int] = {}
+
+    def start(trial):
+        inflight[pool.submit(task, trial)] = trial
+
+    while True:
+        if suspects:
+            if not inflight:
+                start(suspects.pop(0))
+        else:
+            for trial in planner.next(window - len(inflight)):
+                start(trial)
+        if not inflight:
+            return
+        solo = len(inflight) == 1  # a break now names its trial
+        done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+        broken = []
+        for f in [f for f in inflight if f in done]:  # in the order they were started
+            trial = inflight.pop(f)
+            try:
+                yield f.result()
+            except cf.BrokenExecutor:
+                broken.append(trial)
+            except Exception as e:  # Dask's KilledWorker after its own retries, a cancel
+                yield failed_row(trial, f"{type(e).__name__}: {e}")
+        if not broken:
+            continue
+        lost = broken + list(inflight.values())  # all in flight on the pool went down with it
+        inflight.clear()
+        if not pool.restart():
+            for trial in lost:
+                yield failed_row(trial, "the executor broke while running it")
+            continue
+        if len(lost) == 1 and solo:
+            trial = lost[0]
+            crashes[trial.trial_id] = crashes.get(trial.trial_id, 0) + 1
+            if crashes[trial.trial_id] >= ATTEMPTS:
+                yield failed_row(trial, f"its worker process died ({ATTEMPTS} tries)")
+                continue
+        suspects += lost
+
+
+def failed_row(trial, message: str) -> dict:
+    return {
+        "trial_id": trial.trial_id,
+        "config_id": trial.config_id,
+        "config": trial.config,
+        "seed": trial.seed,
+        "status": "failed",
+        "metrics": {},
+        "message": message,
+        "seconds": 0.0,
+        "worker": "",
+    }

@@ -4,8 +4,6 @@ here), so two workers can never run the same trial."""
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import csv
 import io
 import os
 import time
@@ -14,9 +12,10 @@ from dataclasses import dataclass, field
 from gradstep.errors import InputError
 from gradstep.paths import MARKER
 from gradstep.sweep import space as sp
-from gradstep.sweep.executors import ATTEMPTS, make_pool
-from gradstep.sweep.journal import TABLE, Journal, create_folder, prepare_folder, write_marker
+from gradstep.sweep.executors import drive, make_pool
+from gradstep.sweep.journal import Journal, create_folder, prepare_folder, write_marker
 from gradstep.sweep.stats import metric_mode
+from gradstep.sweep.table import table_text, write_table
 from gradstep.sweep.tasks import (
     SCORES,
     EstimatorTask,
@@ -305,13 +304,13 @@ class _Run:
         try:
             if pool is not None:
                 self.log(f"running {planner.remaining()} trials on {pool.name}")
-                for row in _drive(pool, self.task, planner):
+                for row in drive(pool, self.task, planner):
                     journal.append(row)
                     planner.finished(row)
                     bar.update(1)
                     self._check_metric(row)
                     if time.monotonic() - last_table > 2:
-                        _write_table(folder, journal.ordered(), self.metric)
+                        write_table(folder, journal.ordered(), self.metric)
                         last_table = time.monotonic()
         except KeyboardInterrupt:
             self.log(
@@ -323,7 +322,7 @@ class _Run:
             bar.close()
             if pool is not None:
                 pool.close()
-            _write_table(folder, journal.ordered(), self.metric)  # in step with the journal
+            write_table(folder, journal.ordered(), self.metric)  # in step with the journal
         rows = journal.ordered()
         if self.metric is None:
             first = next((r for r in rows if r["status"] == "ok"), None)
@@ -334,7 +333,7 @@ class _Run:
                 except InputError:  # the trials are done: rank them, and say how
                     self.mode = "min"
                     self.log(f"ranking by '{self.metric}', lower is better (pass mode= to say)")
-        _write_table(folder, rows, self.metric)
+        write_table(folder, rows, self.metric)
         workers_seen = len({r.get("worker") for r in rows if r.get("worker")})
         ran = pool.name if pool else f"none this run: all {len(rows)} trials were in the journal"
         about = {**about, "executor": f"{ran}; {workers_seen} distinct workers ran the trials"}
@@ -377,110 +376,6 @@ class _ListPlanner:
 
     def finished(self, row) -> None:
         pass
-
-
-def _drive(pool, task, planner):
-    """Keep ``2 x workers`` trials in flight; yield each finished trial's row.
-
-    A process pool whose worker dies breaks with every trial in flight, and which trial killed
-    it is unknown. Those trials run again one at a time: a crash then names its trial, which
-    gets ATTEMPTS solo tries before it is recorded as failed; the others never lose a try."""
-    window = 2 * max(1, pool.workers)
-    inflight: dict[cf.Future, object] = {}
-    suspects: list = []
-    crashes: dict[int, int] = {}
-
-    def start(trial):
-        inflight[pool.submit(task, trial)] = trial
-
-    while True:
-        if suspects:
-            if not inflight:
-                start(suspects.pop(0))
-        else:
-            for trial in planner.next(window - len(inflight)):
-                start(trial)
-        if not inflight:
-            return
-        solo = len(inflight) == 1  # a break now names its trial
-        done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
-        broken = []
-        for f in [f for f in inflight if f in done]:  # in the order they were started
-            trial = inflight.pop(f)
-            try:
-                yield f.result()
-            except cf.BrokenExecutor:
-                broken.append(trial)
-            except Exception as e:  # Dask's KilledWorker after its own retries, a cancel
-                yield _lost(trial, f"{type(e).__name__}: {e}")
-        if not broken:
-            continue
-        lost = broken + list(inflight.values())  # all in flight on the pool went down with it
-        inflight.clear()
-        if not pool.restart():
-            for trial in lost:
-                yield _lost(trial, "the executor broke while running it")
-            continue
-        if len(lost) == 1 and solo:
-            trial = lost[0]
-            crashes[trial.trial_id] = crashes.get(trial.trial_id, 0) + 1
-            if crashes[trial.trial_id] >= ATTEMPTS:
-                yield _lost(trial, f"its worker process died ({ATTEMPTS} tries)")
-                continue
-        suspects += lost
-
-
-def _lost(trial, message: str) -> dict:
-    return {
-        "trial_id": trial.trial_id,
-        "config_id": trial.config_id,
-        "config": trial.config,
-        "seed": trial.seed,
-        "status": "failed",
-        "metrics": {},
-        "message": message,
-        "seconds": 0.0,
-        "worker": "",
-    }
-
-
-def _cell(v):
-    if isinstance(v, list):
-        return ",".join(str(x) for x in v)
-    if isinstance(v, float):
-        return repr(v)
-    return v
-
-
-def table_text(rows: list, metric: str) -> str:
-    """``trials.csv``: one row per trial, every swept option as a column, the metrics after."""
-    options, metrics = [], []
-    for r in rows:
-        options += [k for k in r["config"] if k not in options]
-        metrics += [k for k in r.get("metrics", {}) if k not in metrics]
-    metrics.sort(key=lambda k: (k != metric, k))
-    header = ["trial_id", "config_id", *options, "seed", "status", *metrics]
-    header += ["seconds", "worker", "message"]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        m = r.get("metrics", {})
-        w.writerow(
-            [r["trial_id"], r["config_id"]]
-            + [_cell(r["config"].get(k, "")) for k in options]
-            + [r["seed"], r["status"]]
-            + [repr(m[k]) if k in m else "" for k in metrics]
-            + [r.get("seconds", ""), r.get("worker", ""), r.get("message", "")]
-        )
-    return buf.getvalue()
-
-
-def _write_table(folder: str, rows: list, metric: str) -> None:
-    from gradstep.io import atomic_write_bytes
-
-    atomic_write_bytes(os.path.join(folder, TABLE), table_text(rows, metric).encode())
-    write_marker(folder, [TABLE])
 
 
 def _report(folder: str, result: SweepResult, about: dict) -> None:
