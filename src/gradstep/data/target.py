@@ -133,3 +133,19 @@ def match_labels(col, classes: list, number_format: str = "plain") -> np.ndarray
         found = np.where(found < 0, again, found)
     found[text.isna().to_numpy()] = -1
     return found
+
+
+def class_codes(df, target: str, classes: list, number_format: str, path, hint: str = ""):
+    """Each row's class index in ``classes`` (int64), or one line naming the file, line and
+    column of the first cell that is not one of them (a run's data must use its classes)."""
+    from gradstep.data.tabular import line_of, short
+    from gradstep.errors import InputError
+
+    y = match_labels(df[target], classes, number_format)
+    if (y < 0).any():
+        i = int(np.flatnonzero(y < 0)[0])
+        raise InputError(
+            f"{path} {line_of(df, i)}, column '{target}': '{short(df[target].iloc[i])}' is not "
+            f"one of the run's classes ({', '.join(map(str, classes))}){hint}"
+        )
+    return y.astype(np.int64)

@@ -378,7 +378,7 @@ def permutation_report(run_dir, data_path, n_repeats: int = 5, seed: int = 0, df
 
     from sklearn.inspection import permutation_importance
 
-    from gradstep.data.target import match_labels
+    from gradstep.data.target import class_codes
     from gradstep.train.tabular import TabularModel, read_run_table, select_rows
 
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
@@ -404,16 +404,14 @@ def permutation_report(run_dir, data_path, n_repeats: int = 5, seed: int = 0, df
     val = rows.df.iloc[rows.val]
     X = val[model.features].copy()
     if model.task == "classification":
-        y = match_labels(val[cfg.target], model.classes, model.target_format)
-        if (y < 0).any():
-            from gradstep.data.tabular import line_of
-
-            i = int(np.flatnonzero(y < 0)[0])
-            raise InputError(
-                f"{data_path} {line_of(val, i)}, column '{cfg.target}': "
-                f"'{val[cfg.target].iloc[i]}' is not one of the run's classes "
-                f"({', '.join(map(str, model.classes))}); is this the run's data?"
-            )
+        y = class_codes(
+            val,
+            cfg.target,
+            model.classes,
+            model.target_format,
+            data_path,
+            "; is this the run's data?",
+        )
         scorer, metric = _accuracy_scorer, "accuracy"
     else:
         y = np.asarray(rows.y[rows.val], dtype=np.float64)

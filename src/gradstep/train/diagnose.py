@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradstep import nn
-from gradstep.data.tabular import check_columns, line_of, short
+from gradstep.data.tabular import check_columns
 from gradstep.errors import InputError
 from gradstep.train.tabular_model import TabularModel, read_run_table
 
@@ -105,17 +105,9 @@ def run_loss(run_dir, data_path, rows: int | None = None, loss: str | None = Non
             "weights (--loss), whose gradient need not vanish there"
         )
     if classification:
-        from gradstep.data.target import match_labels
+        from gradstep.data.target import class_codes
 
-        y = match_labels(df[cfg.target], run.classes, run.target_format)
-        if (y < 0).any():
-            i = int(np.flatnonzero(y < 0)[0])
-            raise InputError(
-                f"{data_path} {line_of(df, i)}, column '{cfg.target}': "
-                f"'{short(df[cfg.target].iloc[i])}' is not one of the run's classes "
-                f"({', '.join(map(str, run.classes))})"
-            )
-        y = y.astype(np.int64)
+        y = class_codes(df, cfg.target, run.classes, run.target_format, data_path)
         loss_fn = nn.CrossEntropyLoss()
         if cfg.class_weight == "balanced":
             counts = np.bincount(y, minlength=len(run.classes)).astype(np.float64)
