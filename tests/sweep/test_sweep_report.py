@@ -4,6 +4,7 @@ shows, for an ordinary sweep and the edge cases (1 config, 1 seed, all failed, 2
 from __future__ import annotations
 
 import base64
+import json
 import os
 import warnings
 from html.parser import HTMLParser
@@ -213,10 +214,14 @@ def test_every_trial_failed(tmp_path):
     bad = {(c, s): "failed" if c else "diverged" for c in range(3) for s in range(5)}
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / STRIP).write_bytes(b"an earlier report's figure")
+    (tmp_path / "out" / ".gradstep.json").write_text(
+        json.dumps({"kind": "sweep", "files": [STRIP, "report.html"]})
+    )
     folder, text, page = report(tmp_path, sweep_rows(3, bad=bad))
     assert page.sections == ["swept", "results", "failures"]
     assert page.images == [] and page.tables == []
-    assert sorted(os.listdir(folder)) == ["report.html"]  # the stale figure went with it
+    # the stale figure the marker says gradstep wrote went with it
+    assert sorted(os.listdir(folder)) == [".gradstep.json", "report.html"]
     assert any(
         p.startswith("No trial finished with a value of val_rmse: all 15") for p in page.paragraphs
     )
@@ -283,3 +288,12 @@ def test_the_tables_fit_a_phone_in_a_real_browser(tmp_path):
         assert len(tables) == 2 and all(w <= room for w, room in tables), tables
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
         page.close()
+
+
+def test_a_users_file_named_like_a_figure_is_never_removed(tmp_path):
+    """Without gradstep's marker listing it, a file named as a figure is the user's."""
+    bad = {(c, s): "failed" for c in range(2) for s in range(2)}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / CURVES).write_bytes(b"my own plot")
+    folder, _, _ = report(tmp_path, sweep_rows(2, seeds=range(2), bad=bad))
+    assert (folder / CURVES).read_bytes() == b"my own plot"

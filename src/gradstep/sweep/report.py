@@ -9,6 +9,7 @@ with only the options that differ between them, and long sweeps show their best 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -503,6 +504,17 @@ def report_sections(rows: list[dict], folder: str, metric: str, mode: str, about
     ], lead
 
 
+def _written_by_gradstep(folder: str) -> set:
+    """The files the folder's marker (:mod:`gradstep.paths`) says gradstep wrote there."""
+    from gradstep.paths import MARKER
+
+    try:
+        with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
+            return set(json.load(f).get("files", []))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+
+
 def write_report(
     rows: list[dict],
     folder: str,
@@ -537,9 +549,12 @@ def write_report(
 
     sections, lead = report_sections(rows, folder, metric, mode, dict(about or {}))
     drawn = {f["file"] for s in sections for f in s.get("figures") or []}
-    for stale in (STRIP, CURVES):  # a figure of an earlier report that this one lacks
-        if stale not in drawn and os.path.exists(os.path.join(folder, stale)):
-            os.unlink(os.path.join(folder, stale))
+    for stale in (STRIP, CURVES):  # a figure of an earlier report that this one lacks,
+        # removed only where the folder's gradstep marker lists it: a user's file of that
+        # name is never touched
+        if stale not in drawn and stale in _written_by_gradstep(folder):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, stale))
     html = render_html(
         sections,
         folder,
