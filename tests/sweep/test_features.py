@@ -23,16 +23,14 @@ from gradstep.errors import InputError
 from gradstep.sweep.features import (
     F_MAX,
     parse_features_option,
-    permutation_report,
-    permutation_scores,
     top_features,
     univariate_report,
     univariate_scores,
 )
+from gradstep.sweep.importance import permutation_report, permutation_scores
 from gradstep.train.tabular import TrainConfig, read_run_table, select_rows
 
-if "features" not in cli.commands:  # until the lead registers it in main.py
-    cli.add_command(features_command, "features")
+assert cli.commands["features"] is features_command  # registered in main.py
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """``gradstep features``: which columns of a table say something about its target? Univariate
 scores of every column (:func:`gradstep.sweep.features.univariate_report`) and, given a
 trained run, permutation importance on its validation rows
-(:func:`gradstep.sweep.features.permutation_report`)."""
+(:func:`gradstep.sweep.importance.permutation_report`)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def permutation_lines(d: dict, top: int | None = None) -> list[str]:
 def features(data_path, target, task, run_dir, top, repeats, seed, as_json, **reading) -> None:
     """Rank a table's columns: F test and mutual information per column, and with --model the
     permutation importance of a trained run on its validation rows."""
-    from gradstep.sweep.features import permutation_report, univariate_report
+    from gradstep.sweep.features import univariate_report
+    from gradstep.sweep.importance import permutation_report
     from gradstep.train.tabular import TabularModel, TrainConfig, read_run_table
 
     if reading.get("sep") == "\\t":

@@ -10,94 +10,26 @@ with only the options that differ between them, and long sweeps show their best 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import os
 
 from gradstep.io import atomic_write_bytes
 from gradstep.sweep import stats
+from gradstep.sweep.report_figures import plot_curves, plot_strip, seed_colours
+from gradstep.sweep.report_text import (
+    config_label,
+    diff_text,
+    mean_sd_text,
+    num,
+    two_digits,
+    value_text,
+    varying_options,
+)
 
 SHOWN = 30  # configurations in the tables and the strip plot; the rest are counted
 STRIP, CURVES = "sweep_spread.png", "sweep_best_curves.png"
 FILES = ("report.html", STRIP, CURVES)  # what write_report may write into its folder
-_VALUE_CHARS = 12  # a longer option value (a list of feature names) is cut, so tables stay narrow
-_PART_CHARS = 18  # and an option=value part past this many characters
-_SEED_COLOURS = 10  # up to this many seeds each get a colour of their own
-
-
-def _num(x: float | None) -> str:
-    return "—" if x is None else f"{x:.4g}"
-
-
-def _decimals(spread: float | None) -> int | None:
-    """Decimals that show ``spread`` to two significant digits (None: no usable spread)."""
-    if spread is None or not math.isfinite(spread) or spread <= 0:
-        return None
-    d = 1 - math.floor(math.log10(spread))
-    return d if 0 <= d <= 8 else None
-
-
-def _two_digits(x: float) -> str:
-    d = _decimals(x)
-    return _num(x) if d is None else f"{x:.{d}f}"
-
-
-def mean_sd_text(mean: float | None, sd: float | None) -> str:
-    """``0.441 ± 0.060``: the sd to two significant digits and the mean to the same decimals
-    (more digits than the seed noise allows would be noise); ``—`` without a mean."""
-    if mean is None:
-        return "—"
-    d = _decimals(sd)
-    if sd is None:
-        return _num(mean)
-    # a no-break space after ±: a narrow column breaks "52.7 ± 3.9" before the ± only
-    return f"{_num(mean)} ±\u00a0{_num(sd)}" if d is None else f"{mean:.{d}f} ±\u00a0{sd:.{d}f}"
-
-
-def diff_text(c: dict) -> str:
-    """``+0.052 (0.031 to 0.073)``: a paired difference and its 95% interval, to two
-    significant digits of the interval's half-width."""
-    if c["diff"] is None:
-        return "—"
-    if c["ci_low"] is None:
-        return f"{c['diff']:+.3g}"
-    d = _decimals((c["ci_high"] - c["ci_low"]) / 2)
-    if d is None:
-        return f"{c['diff']:+.4g} ({_num(c['ci_low'])} to {_num(c['ci_high'])})"
-    return f"{c['diff']:+.{d}f} ({c['ci_low']:.{d}f} to {c['ci_high']:.{d}f})"
-
-
-def _value(v) -> str:
-    """An option's value, short: [64, 32] -> 64,32; 0.001 -> 0.001; cut past _VALUE_CHARS."""
-    if isinstance(v, bool) or v is None:
-        text = str(v).lower()
-    elif isinstance(v, float):
-        text = f"{v:g}"
-    elif isinstance(v, (list, tuple)):
-        text = ",".join(_value(x) for x in v)
-    elif isinstance(v, dict):
-        text = json.dumps(v, separators=(",", ":"), default=str)
-    else:
-        text = str(v)
-    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
-
-
-def varying_options(configs: list[dict]) -> list[str]:
-    """The options whose value differs between ``configs``, in the first config's order."""
-    keys: list[str] = []
-    for c in configs:
-        keys += [k for k in c if k not in keys]
-    first = configs[0] if configs else {}
-    return [k for k in keys if any(c.get(k, None) != first.get(k, None) for c in configs)]
-
-
-def config_label(config_id: int, config: dict, keys: list[str]) -> str:
-    """``config 3: hidden=64,32 lr=0.01``: the config's id and the options in ``keys``."""
-    parts = [f"{k}={_value(config[k])}" for k in keys if k in config]
-    # a part has no space to wrap at: a long one would widen the tables past a phone's width
-    parts = [p if len(p) <= _PART_CHARS else p[: _PART_CHARS - 1] + "…" for p in parts]
-    return " ".join([f"config {config_id}" + (":" if parts else ""), *parts])
 
 
 def _prose(label: str) -> str:
@@ -132,90 +64,6 @@ def _counts(rows: list[dict]) -> dict[str, int]:
     return out
 
 
-def _seed_colours(seeds: list[int]) -> dict[int, str] | None:
-    """A colour per seed (the same seed in the same colour in every figure), or None when
-    there are too many seeds to tell colours apart."""
-    if len(seeds) > _SEED_COLOURS:
-        return None
-    return {s: f"C{i}" for i, s in enumerate(seeds)}
-
-
-def _figure(width: float, height: float):
-    # a Figure without pyplot: no global state, no backend switch, nothing left open
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=90)
-
-
-def _save(fig, path: str) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")  # long labels widen it, never clip
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _plot_strip(shown: list[dict], labels: list[str], metric: str, mode: str, colours, path):
-    """One dot per seed per configuration, best at the top, the mean as a black bar."""
-    k = len(shown)
-    fig = _figure(7.5, max(2.0, 0.9 + 0.3 * k))
-    ax = fig.add_subplot()
-    for y, s in enumerate(shown):
-        seeds = list(s["values"])
-        for j, seed in enumerate(seeds):
-            # a small vertical offset per seed so equal scores stay visible as separate dots
-            dy = 0.0 if len(seeds) == 1 else 0.3 * (j / (len(seeds) - 1) - 0.5)
-            colour = colours[seed] if colours else "C0"
-            ax.plot(s["values"][seed], y + dy, "o", ms=5, color=colour, alpha=0.85, mec="none")
-        if s["mean"] is not None:
-            ax.plot(s["mean"], y, "|", ms=16, mew=2.0, color="black")
-    if shown and shown[0]["mean"] is not None:
-        ax.axvline(shown[0]["mean"], color="0.6", lw=0.8, ls="--", zorder=0)
-    ax.set_yticks(range(k), [label[:48] for label in labels], fontsize=8)
-    ax.set_ylim(k - 0.5, -0.5)  # best first, at the top
-    better = "lower" if mode == "min" else "higher"
-    ax.set_xlabel(f"{metric} ({better} is better)")
-    ax.grid(axis="x", color="0.9")
-    if colours:
-        from matplotlib.lines import Line2D
-
-        handles = [
-            Line2D([], [], ls="none", marker="o", color=c, label=str(seed))
-            for seed, c in colours.items()
-        ]
-        handles.append(Line2D([], [], ls="none", marker="|", ms=12, mew=2, color="k", label="mean"))
-        ax.legend(handles=handles, title="seed", fontsize=7, title_fontsize=8,
-                  loc="upper left", bbox_to_anchor=(1.01, 1.0))  # fmt: skip
-    _save(fig, path)
-
-
-def _plot_curves(curves: dict[int, dict], label: str, colours, path) -> None:
-    """The best configuration's loss per epoch, one colour per seed: validation solid, training
-    dashed."""
-    fig = _figure(7.5, 4.0)
-    ax = fig.add_subplot()
-    values = []
-    for i, (seed, curve) in enumerate(curves.items()):
-        colour = colours[seed] if colours else f"C{i % 10}"
-        for key, style in (("val_loss", "-"), ("loss", "--")):
-            ys = [float(v) for v in curve.get(key) or []]
-            if ys:
-                ax.plot(range(1, len(ys) + 1), ys, style, color=colour, lw=1.2)
-                values += [v for v in ys if math.isfinite(v)]
-    if values and min(values) > 0 and max(values) / min(values) > 30:
-        ax.set_yscale("log")  # a loss falling by decades reads better on a log scale
-    ax.set(xlabel="epoch", ylabel="loss", title=label[:70])
-    ax.grid(color="0.9")
-    from matplotlib.lines import Line2D
-
-    handles = [
-        Line2D([], [], color="0.3", ls="-", label="validation"),
-        Line2D([], [], color="0.3", ls="--", label="training"),
-    ]
-    if colours:
-        handles += [Line2D([], [], color=colours[s], label=f"seed {s}") for s in curves]
-    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    _save(fig, path)
-
-
 def _noise_sentence(top: dict, metric: str) -> str:
     if top["sd"] is None:
         return (
@@ -223,8 +71,8 @@ def _noise_sentence(top: dict, metric: str) -> str:
             f"run more seeds before trusting any difference in {metric}."
         )
     return (
-        f"Seed noise is ± {_two_digits(top['sd'])} (the sd of the best configuration's {metric} "
-        f"over its {top['n_ok']} seeds, from {_num(top['min'])} to {_num(top['max'])}). A gap "
+        f"Seed noise is ± {two_digits(top['sd'])} (the sd of the best configuration's {metric} "
+        f"over its {top['n_ok']} seeds, from {num(top['min'])} to {num(top['max'])}). A gap "
         "between two means smaller than this may be the seeds' luck; the paired comparison "
         "below tells, since a seed's luck that every configuration shares cancels in pairs."
     )
@@ -352,7 +200,7 @@ def _lucky_seed(summary) -> str | None:
 
 def _spread_section(summary, labels, metric, mode, colours, folder) -> dict:
     shown = [s for s in summary[:SHOWN] if s["mean"] is not None]
-    _plot_strip(
+    plot_strip(
         shown, [labels[s["config_id"]] for s in shown], metric, mode, colours,
         os.path.join(folder, STRIP),
     )  # fmt: skip
@@ -403,7 +251,7 @@ def _curves_section(rows, top, label, colours, folder) -> dict:
     if not curves:
         section["paragraphs"] = [f"The trials of {label} recorded no learning curve."]
         return section
-    _plot_curves(curves, label, colours, os.path.join(folder, CURVES))
+    plot_curves(curves, label, colours, os.path.join(folder, CURVES))
     notes = [
         "Validation loss solid, training loss dashed, one colour per seed. Curves that end at "
         "different epochs stopped early at different points; a validation curve that turns up "
@@ -454,7 +302,7 @@ def report_sections(rows: list[dict], folder: str, metric: str, mode: str, about
         keys = list(next(iter(configs.values())))  # one config: say what it is
     labels = {cid: config_label(cid, c, keys) for cid, c in configs.items()}
     first = next(iter(configs.values()), {})
-    constant = " ".join(f"{k}={_value(v)}" for k, v in first.items() if k not in keys)
+    constant = " ".join(f"{k}={value_text(v)}" for k, v in first.items() if k not in keys)
     seeds = sorted({r["seed"] for r in rows})
     counts = _counts(rows)
     better = "lower" if mode == "min" else "higher"
@@ -492,7 +340,7 @@ def report_sections(rows: list[dict], folder: str, metric: str, mode: str, about
         }
         return [swept, nothing, _failures_section(rows, labels, metric)], lead
     top = summary[0]
-    colours = _seed_colours(seeds)
+    colours = seed_colours(seeds)
     comparisons = stats.compare(rows, metric, mode)
     return [
         swept,
