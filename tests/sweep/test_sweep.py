@@ -4,6 +4,7 @@ resuming, failures, and the folder's safety."""
 import csv
 import json
 import os
+import signal
 
 import pytest
 
@@ -110,6 +111,26 @@ def test_resume_runs_only_the_missing_trials_and_drops_a_torn_line(tmp_path):
     log.write_text("")
     gs.sweep(trials.logged, space, seeds=[0, 1], out=out, data=str(log), workers=1)
     assert log.read_text() == ""
+
+
+def test_a_ctrl_c_during_an_append_never_splits_the_disk_from_the_count(tmp_path, monkeypatch):
+    """The CI race behind 'interrupted: 1 of 32 kept' with 2 lines on disk: Ctrl-C landing
+    between the journal's write and its in-memory count. Sent here at the worst moment."""
+    from gradstep.sweep import journal as jm
+
+    j = jm.Journal(str(tmp_path), {"x": 1})
+    j.begin()
+    real_fsync = os.fsync
+
+    def fsync_then_ctrl_c(fd):
+        os.kill(os.getpid(), signal.SIGINT)
+        real_fsync(fd)
+
+    monkeypatch.setattr(jm.os, "fsync", fsync_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        j.append({"trial_id": 0, "status": "ok", "metrics": {"m": 1.0}})
+    assert j.done(0)  # the line is on disk and counted: the two agree
+    assert len(journal_lines(tmp_path)) == 2
 
 
 def test_a_damaged_journal_line_is_refused(tmp_path):

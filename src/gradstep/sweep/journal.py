@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 
 from gradstep.errors import InputError
 from gradstep.io import atomic_write_bytes, fsync_dir
@@ -107,18 +109,43 @@ class Journal:
         if row["trial_id"] in self.rows:
             return
         line = (json.dumps(row, allow_nan=False, default=_json_default) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        try:
-            written = os.write(fd, line)
-            if written != len(line):  # a full disk: the next read drops the torn line
-                raise OSError(28, "the journal line was cut short (disk full?)", self.path)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self.rows[row["trial_id"]] = row
+        with _signals_held():  # a Ctrl-C between the write and the count would miscount
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                written = os.write(fd, line)
+                if written != len(line):  # a full disk: the next read drops the torn line
+                    raise OSError(28, "the journal line was cut short (disk full?)", self.path)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.rows[row["trial_id"]] = row
 
     def ordered(self) -> list[dict]:
         return [self.rows[k] for k in sorted(self.rows)]
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Defer SIGINT/SIGTERM for the moment of one journal append, so the line on disk and the
+    driver's count of kept trials never disagree; a signal that came meanwhile is raised again
+    once the append is complete. (A signal mask would not do: the kernel hands a process's
+    signal to any thread not masking it, such as a pool's manager thread.)"""
+    held = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or any(
+        signal.getsignal(s) is None
+        for s in held  # a handler not set from Python
+    ):
+        yield
+        return
+    came: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if came:
+            signal.raise_signal(came[0])
 
 
 def _json_default(v):
