@@ -127,12 +127,16 @@ def torch_mlp(hand: HandMLP, act: str, dtype=None):
 SYSTEMS = ("gradstep", "compiled", "pytorch", "numpy")
 # Timed beside them when they are there: JAX's jit (an optional benchmark dependency) and
 # torch.compile (its first call compiles C++ for a minute per case, so not in --tiny runs).
-OPTIONAL = ("jax", "torch_compile")
+OPTIONAL = ("native", "jax", "torch_compile")
 
 
 def optional_systems(tiny: bool) -> tuple:
     out = []
     skip_compile = os.environ.get("GRADSTEP_BENCH_NO_TORCH_COMPILE") == "1"
+    from gradstep.tracing.native import available
+
+    if available():
+        out.append("native")
     try:
         import jax  # noqa: F401
 
@@ -144,8 +148,9 @@ def optional_systems(tiny: bool) -> tuple:
     return tuple(out)
 
 
-def gradstep_step(case: dict, hand: HandMLP, x, y, seed: int, compiled: bool):
-    """gradstep's step for ``case`` with ``hand``'s weights: eager, or through gs.compile."""
+def gradstep_step(case: dict, hand: HandMLP, x, y, seed: int, compiled):
+    """gradstep's step for ``case`` with ``hand``'s weights: eager (False), or through
+    gs.compile (True: the NumPy replay; "native": numba)."""
     import gradstep as gs
     from gradstep import nn, optim
 
@@ -170,7 +175,8 @@ def gradstep_step(case: dict, hand: HandMLP, x, y, seed: int, compiled: bool):
         opt.step()
         return loss
 
-    step = gs.compile(step) if compiled else step
+    if compiled:
+        step = gs.compile(step, backend="native" if compiled == "native" else "replay")
     return lambda: step(gx, gy)
 
 
@@ -191,9 +197,10 @@ def make_steps(case: dict, seed: int = 0, systems=SYSTEMS):
         plain = HandMLP(sizes, case["act"], case["loss"], case["opt"], case["lr"], rng, plain=True)
         plain.load(hand.W, hand.b)
         steps["numpy_plain"] = lambda: plain.step(x, y)
-    for system in ("gradstep", "compiled"):
+    modes = {"gradstep": False, "compiled": True, "native": "native"}
+    for system, mode in modes.items():
         if system in systems:
-            steps[system] = gradstep_step(case, hand, x, y, seed, compiled=system == "compiled")
+            steps[system] = gradstep_step(case, hand, x, y, seed, compiled=mode)
     if "jax" in systems:
         from jax_step import jax_step
 

@@ -31,6 +31,21 @@ def stable_sigmoid(x, out=None, scratch=None):
     return y
 
 
+def _lower_elementwise(fn, L, x, kernel: str):
+    """The native forward of an activation whose backward needs only its output."""
+    if x.dtype != L.dtype:
+        raise L.unsupported(f"{kernel} of a {x.dtype} value in a {L.dtype} step")
+    y = L.buffer(x.shape, kernel)
+    L.emit(f"{kernel}_forward({x}, {y})")
+    L.keep(fn, y=y)
+    return y
+
+
+def _lower_elementwise_backward(fn, L, g, grads, kernel: str):
+    if grads[0] is not None:
+        L.emit(f"{kernel}_backward({g}, {L.kept_by(fn)['y']}, {grads[0]})")
+
+
 class Sigmoid(Function):
     """y = sigma(x);  dy/dx = y (1 - y), so the output y is kept, not the input."""
 
@@ -46,6 +61,12 @@ class Sigmoid(Function):
         gx = np.multiply(g, y, out=s and s.get("g0", y))
         gx *= np.subtract(const(1, y), y, out=s and s.get("1-y", y))
         return gx
+
+    def lower(self, L, x):
+        return _lower_elementwise(self, L, x, "sigmoid")
+
+    def lower_backward(self, L, g, grads):
+        _lower_elementwise_backward(self, L, g, grads, "sigmoid")
 
 
 class ReLU(Function):
@@ -63,6 +84,12 @@ class ReLU(Function):
     def backward(self, g):
         s = self.scratch
         return select(g, self.mask, out=s and s.get("g0", g))  # inf upstream: 0, not NaN
+
+    def lower(self, L, x):
+        return _lower_elementwise(self, L, x, "relu")
+
+    def lower_backward(self, L, g, grads):
+        _lower_elementwise_backward(self, L, g, grads, "relu")
 
 
 class LeakyReLU(Function):
@@ -85,6 +112,12 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1 - self.y * self.y)
+
+    def lower(self, L, x):
+        return _lower_elementwise(self, L, x, "tanh")
+
+    def lower_backward(self, L, g, grads):
+        _lower_elementwise_backward(self, L, g, grads, "tanh")
 
 
 class Softplus(Function):

@@ -91,6 +91,27 @@ class Linear(Function):
                 gb = g2.sum(axis=0, out=s and s.get("g2", w, w.shape[:1]))
         return gx, gw, gb
 
+    # the native kernels (gradstep.compile(backend="native"); see docs/compile.md)
+    def lower(self, L, x, weight, bias=None):
+        if x.ndim != 2:
+            raise L.unsupported(f"linear on a batch of shape {x.shape} (native: 2-d only)")
+        y = L.buffer((x.shape[0], weight.shape[0]), "linear")
+        L.emit(f"matmul_nt({x}, {weight}, {y})")
+        if bias is not None:
+            L.emit(f"add_rows({y}, {bias})")
+        L.keep(self, x=x, weight=weight)
+        return y
+
+    def lower_backward(self, L, g, grads):
+        gx, gw, gb = (list(grads) + [None])[:3]
+        k = L.kept_by(self)
+        if gx is not None:
+            L.emit(f"matmul_nn({g}, {k['weight']}, {gx})")
+        if gw is not None:
+            L.emit(f"matmul_tn({g}, {k['x']}, {gw})")
+        if gb is not None:
+            L.emit(f"sum_rows({g}, {gb})")
+
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -155,6 +155,26 @@ class CrossEntropy(Function):
             grad *= _scale(g, self.n, self.reduction, grad.dtype)
         return grad, None
 
+    def lower(self, L, logits, labels, reduction="mean"):
+        if reduction != "mean" or labels.dtype.kind not in "iu" or logits.ndim != 2:
+            raise L.unsupported(f"cross_entropy with reduction={reduction!r} (native: 'mean')")
+        n, c = logits.shape
+        L.check(
+            f"labels_outside({labels}, {c}, status)",
+            "cross_entropy: label {1} at index {0} is outside [0, " + f"{c})",
+        )
+        logp = L.buffer(logits.shape, "logp")
+        loss = L.scalar("cross_entropy")
+        L.emit(f"{loss} = _T(cross_entropy_forward({logits}, {labels}, {logp}))")
+        L.keep(self, logp=logp, labels=labels, n=n)
+        return loss
+
+    def lower_backward(self, L, g, grads):
+        k = L.kept_by(self)
+        if grads[0] is not None:
+            scale = f"({g} / _T({k['n']}))"
+            L.emit(f"cross_entropy_backward({scale}, {k['logp']}, {k['labels']}, {grads[0]})")
+
 
 class BCEWithLogits(Function):
     """loss = max(x, 0) - x t + log(1 + e^-|x|), the stable form of -[t log s + (1-t) log(1-s)].
@@ -196,6 +216,22 @@ class MSE(Function):
         ga = np.multiply(const(2, d), d, out=s and s.get("g0", d))
         ga *= _scale(g, d.size, self.reduction, d.dtype)
         return ga, (np.negative(ga, out=s and s.get("g1", d)) if self.needs_input_grad[1] else None)
+
+    def lower(self, L, a, b, reduction="mean"):
+        if reduction != "mean" or a.shape != b.shape or b.dtype != a.dtype:
+            raise L.unsupported(f"mse_loss with reduction={reduction!r} (native: 'mean')")
+        d = L.buffer(a.shape, "diff")
+        loss = L.scalar("mse")
+        L.emit(f"{loss} = _T(mse_forward({a}, {b}, {d}))")
+        L.keep(self, d=d)
+        return loss
+
+    def lower_backward(self, L, g, grads):
+        d = L.kept_by(self)["d"]
+        ga, gb = grads
+        if ga is None:
+            raise L.unsupported("mse_loss with a gradient for its target only")
+        L.emit(f"mse_backward(({g} / _T({d.size})), {d}, {ga}, {gb if gb is not None else None})")
 
 
 class L1(Function):

@@ -53,24 +53,45 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = np.zeros_like(p)
         state["step"] += 1
         t = state["step"]
-        lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
+        lr, weight_decay = group["lr"], group["weight_decay"]
         c = ctx.get((p.dtype, t))
         if c is None:
-            c = ctx[(p.dtype, t)] = as_dtype(
-                p,
-                1 - beta1,
-                beta2,
-                1 - beta2,
-                (1 - beta2**t) ** 0.5,  # bias_correction2_sqrt
-                group["eps"],
-                lr / (1 - beta1**t),  # step_size
-            )
+            c = ctx[(p.dtype, t)] = as_dtype(p, *self._scalars(group, t))
         if weight_decay:
             if self.decoupled:
                 p *= 1 - lr * weight_decay
             else:
                 g = g + weight_decay * p
         self._update(p, g, state, *c)
+
+    @staticmethod
+    def _scalars(group, t: int) -> tuple:
+        """Step ``t``'s scalars: 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2^t), eps, and the
+        step size lr / (1 - beta1^t)."""
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        bc2 = (1 - beta2**t) ** 0.5
+        return 1 - beta1, beta2, 1 - beta2, bc2, group["eps"], lr / (1 - beta1**t)
+
+    def native_update(self, group, flat):
+        keys = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"]
+
+        def scalars(dry=False):
+            st = flat.state
+            if not dry:
+                states = self._native_states(flat)
+                if not st:
+                    st["step"] = 0
+                    for k in keys:
+                        st[k] = np.zeros_like(flat.data)
+                st["step"] += 1
+                flat.publish(states)
+            t = st.get("step", 1)
+            lr, wd = group["lr"], group["weight_decay"]
+            decay = 1 - lr * wd if (self.decoupled and wd) else 1.0
+            coupled = 0.0 if self.decoupled else wd
+            return (*self._scalars(group, t), coupled, decay, float(group["amsgrad"]))
+
+        return "adam", tuple(keys), scalars  # without amsgrad, v stands in for its max
 
     def _update(self, p, g, state, one_minus_beta1, beta2, one_minus_beta2, bc2, eps, step_size):
         """One parameter's update, in place through one work array (scalars as 0-d arrays)."""
@@ -137,6 +158,37 @@ class RMSprop(Optimizer):
         super()._validate(group)
         _check("alpha", group["alpha"], 0.0, 1.0, open_high=False)
 
+    def native_update(self, group, flat):
+        momentum, centered = group["momentum"], group["centered"]
+        keys = [
+            "square_avg",
+            "grad_avg" if centered else "square_avg",  # stand-ins where unused
+            "momentum_buffer" if momentum > 0 else "square_avg",
+        ]
+
+        def scalars(dry=False):
+            st = flat.state
+            if not dry:
+                states = self._native_states(flat)
+                if not st:
+                    st["step"] = 0
+                    for k in keys:
+                        st[k] = np.zeros_like(flat.data)
+                st["step"] += 1
+                flat.publish(states)
+            alpha = group["alpha"]
+            return (
+                float(group["lr"]),
+                float(alpha),
+                1.0 - alpha,
+                float(group["eps"]),
+                float(group["weight_decay"]),
+                float(momentum),
+                float(centered),
+            )
+
+        return "rmsprop", tuple(keys), scalars
+
     def _update(self, p, g, state, lr, alpha, eps, weight_decay, momentum, centered):
         if not state:
             state["step"] = 0
@@ -191,6 +243,22 @@ class Adagrad(Optimizer):
         )
 
     nonnegative = ("lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
+    def native_update(self, group, flat):
+        def scalars(dry=False):
+            st = flat.state
+            if not dry:
+                states = self._native_states(flat)
+                if not st:
+                    st["step"] = 0
+                    st["sum"] = np.full_like(flat.data, group["initial_accumulator_value"])
+                st["step"] += 1
+                flat.publish(states)
+            t = st.get("step", 1)
+            clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
+            return (float(clr), float(group["eps"]), float(group["weight_decay"]))
+
+        return "adagrad", ("sum",), scalars
 
     def _update(self, p, g, state, lr, lr_decay, weight_decay, initial_accumulator_value, eps):
         if not state:

@@ -258,6 +258,28 @@ class Optimizer(abc.ABC):
             w = self._work[id(p)] = np.empty_like(p)
         return w
 
+    def native_update(self, group: dict, flat: FlatGroup):
+        """The update of ``group`` as a native step calls it, or None when it has none.
+
+        Returns ``(kernel, state_keys, scalars)``: the name of a kernel in
+        :mod:`gradstep.tracing.native_kernels` called as ``kernel(data, grad, *state arrays,
+        *scalars)`` on the group's flat buffers; the keys of ``flat.state`` it updates; and
+        ``scalars(dry=False)``, which does in Python what one eager step does to the state
+        besides the arrays (creating them on the first step, counting steps) and returns this
+        step's scalars as a tuple of floats (``dry``: the same tuple, changing nothing).
+        """
+        return None
+
+    def _native_states(self, flat: FlatGroup) -> list:
+        """The per-parameter state dicts of a flat group, synced with its flat state; raises
+        LookupError when they disagree (the step then runs eagerly)."""
+        states = [self.state.setdefault(id(p), {}) for p in flat.params]
+        if not flat.synced:
+            flat.synced = flat._sync(states)
+            if not flat.synced:
+                raise LookupError("the parameters' optimizer states disagree")
+        return states
+
     @abc.abstractmethod
     def _update(self, param, grad, state, **hyper):
         """Update one parameter array in place from its gradient and its state dict."""

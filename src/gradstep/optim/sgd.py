@@ -68,6 +68,28 @@ class SGD(Optimizer):
             return
         self._update(p, g, state, *c, group["nesterov"], group["weight_decay"])
 
+    def native_update(self, group, flat):
+        if not (group["momentum"] or group["weight_decay"]):
+            return "sgd", (), lambda dry=False: (float(group["lr"]),)
+        keys = ("momentum_buffer",) if group["momentum"] else ()
+
+        def scalars(dry=False):
+            first = group["momentum"] and "momentum_buffer" not in flat.state
+            if first and not dry:
+                self._native_states(flat)
+                flat.state["momentum_buffer"] = np.empty_like(flat.data)  # filled with g
+                flat.publish([self.state.setdefault(id(p), {}) for p in flat.params])
+            return (
+                float(group["lr"]),
+                float(group["momentum"]),
+                1.0 - group["dampening"],
+                float(group["weight_decay"]),
+                float(group["nesterov"]),
+                float(first),
+            )
+
+        return ("sgd_momentum" if keys else "sgd_decay"), keys, scalars
+
     def _update(self, p, g, state, lr, momentum, undamped, nesterov, weight_decay):
         """p -= lr * g (or the momentum buffer); ``lr``, ``momentum`` and ``undamped``
         (1 - dampening) are 0-d arrays of p's dtype."""

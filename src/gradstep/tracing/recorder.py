@@ -36,6 +36,8 @@ class Tracer:
         self.modules: dict[int, object] = {}
         self.functions: list = []  # (Function instance, needs_input_grad) to restore afterwards
         self.op_lines: dict = {}  # index in self.lines -> the Function instance it calls
+        self.op_args: dict = {}  # index in self.lines -> (the op's arguments, its params)
+        self.call_args: dict = {}  # index in self.lines -> (func, args, kwargs) of a call
         self.op_bytes: dict = {}  # id(Function instance) -> bytes of its output
         self.saved_bytes: dict = {}  # id(Function instance) -> bytes of what it saved
         self.accumulated: set = set()  # names of the leaf tensors the backward fills
@@ -115,6 +117,7 @@ class Tracer:
         self.register(result, out)
         self.emit(f"{out} = {call}", " ".join(operands), out)
         self.op_lines[len(self.lines) - 1] = fn
+        self.op_args[len(self.lines) - 1] = (tuple(args), dict(params), result)
         self.op_bytes[id(fn)] = result.data.nbytes
         self.saved_bytes[id(fn)] = sum(getattr(v, "nbytes", 0) for v in vars(fn).values())
 
@@ -167,6 +170,7 @@ class Tracer:
         kwargs = {k: list(v) if isinstance(v, Iterator) else v for k, v in kwargs.items()}
         name = self.constant(functools.partial(func, *args, **kwargs))
         self.emit(f"{name}()")
+        self.call_args[len(self.lines) - 1] = (func, args, kwargs)
         self.depth += 1
         try:
             return func(*args, **kwargs)

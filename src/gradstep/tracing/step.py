@@ -14,6 +14,14 @@ from gradstep.tensor import Tensor
 from gradstep.tracing.codegen import names, replay_source
 from gradstep.tracing.recorder import Tracer
 
+BACKENDS = ("replay", "native", "auto")
+
+
+def _native_available() -> bool:
+    from gradstep.tracing.native import available
+
+    return available()
+
 
 class CompileWarning(UserWarning):
     """A compiled step runs eagerly for a case it cannot replay (the message says why)."""
@@ -26,21 +34,22 @@ class _NotReplayableError(Exception):
 class _Program:
     """One trace: the replay function, the module flags it assumed, how to build its result."""
 
-    __slots__ = ("replay", "modules", "flags", "build", "source", "leaves", "verified")
+    __slots__ = ("replay", "modules", "flags", "build", "source", "leaves", "verified", "native")
 
     def __init__(self, replay, modules, build, source, leaves):
         self.replay, self.modules, self.build, self.source = replay, modules, build, source
-        self.flags = tuple(m.training for m in modules)
+        self.flags = [m.training for m in modules]
         self.leaves, self.verified = leaves, False
+        self.native = None  # a NativeProgram when the step was lowered to native code
 
     def matches(self) -> bool:
-        return all(m.training == f for m, f in zip(self.modules, self.flags))
+        return [m.training for m in self.modules] == self.flags  # runs every call: no generator
 
 
 def _signature(args, kwargs) -> tuple:
-    return (
-        tuple(_sig(a) for a in args),
-        tuple((k, _sig(kwargs[k])) for k in sorted(kwargs)),
+    return (  # runs every call: list comprehensions, not generators (twice as fast)
+        tuple([_sig(a) for a in args]),
+        tuple([(k, _sig(kwargs[k])) for k in sorted(kwargs)]) if kwargs else (),
         autograd._grad_enabled,
     )
 
@@ -70,8 +79,9 @@ def _describe(sig) -> str:
 
 
 def _sig(a):
-    if isinstance(a, Tensor):
-        return (Tensor, a.data.shape, a.data.dtype, a.requires_grad, type(a.data))
+    if type(a) is Tensor or isinstance(a, Tensor):
+        d = a.data
+        return (Tensor, d.shape, d.dtype, a.requires_grad, type(d))
     if isinstance(a, np.ndarray):
         return (np.ndarray, a.shape, a.dtype)
     if isinstance(a, (numbers.Number, str, bytes, type(None))):
@@ -92,13 +102,24 @@ class CompiledStep:
         For each signature that runs eagerly, why.
     """
 
-    def __init__(self, fn, max_traces: int = 8, verify: bool = False, notice_retrace=True):
+    def __init__(
+        self, fn, max_traces: int = 8, verify: bool = False, notice_retrace=True, backend="replay"
+    ):
         if not callable(fn):
             raise TypeError(f"gradstep.compile needs a callable step function, got {fn!r}")
         if not isinstance(max_traces, int) or max_traces < 1:
             raise ValueError(f"max_traces must be a positive int, got {max_traces!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "native" and not _native_available():
+            raise ImportError(
+                "gradstep.compile(backend='native') needs numba: pip install 'gradstep[native]'"
+            )
         functools.update_wrapper(self, fn)
         self.fn, self.max_traces, self.verify = fn, max_traces, verify
+        self.backend = backend
+        #: Seconds spent compiling native code (or loading it from numba's cache), per trace.
+        self.compile_seconds: list = []
         self.notice_retrace = notice_retrace
         self.traces = self.replays = 0
         self.eager_reasons: dict = {}
@@ -116,6 +137,12 @@ class CompiledStep:
                     if self.verify and not p.verified:
                         return self._verify(p, key, args, kwargs)
                     self.replays += 1
+                    if p.native is not None:
+                        try:
+                            return p.build(p.native(args, kwargs))
+                        except LookupError as e:  # optimizer states that cannot be flat
+                            self._notice(f"{e}; this call runs eagerly", "")
+                            return self.fn(*args, **kwargs)
                     return p.build(p.replay(*args, **kwargs))
         elif key in self.eager_reasons:
             return self.fn(*args, **kwargs)
@@ -201,8 +228,27 @@ class CompiledStep:
             self.eager_reasons[key] = str(e)
             self._notice(str(e))
             return result
+        if self.backend != "replay" and not self.verify:
+            program.native = self._lower(tracer, kinds, returned, args, kwargs)
         self._programs.setdefault(key, []).append(program)
         return program.build(tuple(a for _, a in returned))
+
+    def _lower(self, tracer, kinds, returned, args, kwargs):
+        """The trace lowered to a compiled native step, or None (with a one-line notice) when a
+        part of it has no native form or numba is missing ("auto")."""
+        if not _native_available():
+            return None
+        from gradstep.tracing import native
+
+        name = getattr(self.fn, "__name__", "step")
+        try:
+            program = native.lower(tracer, kinds, sorted(kwargs), [e for e, _ in returned], name)
+            program.compile_now(args, kwargs)
+        except native.NotLowerableError as e:
+            self._notice(f"no native step: {e}", "; replaying it with NumPy")
+            return None
+        self.compile_seconds.append(program.compile_seconds)
+        return program
 
     def _build(self, tracer: Tracer, kinds, kw_names, result) -> tuple:
         returned: list = []
@@ -278,7 +324,14 @@ def _result_builder(tracer: Tracer, result, returned: list):
     return lambda arrays, r=result: r
 
 
-def compile(step_fn=None, *, max_traces: int = 8, verify: bool = False, notice_retrace=True):  # noqa: A001 (gradstep.compile, as torch's)
+def compile(  # noqa: A001 (gradstep.compile, as torch's)
+    step_fn=None,
+    *,
+    max_traces: int = 8,
+    verify: bool = False,
+    notice_retrace=True,
+    backend: str = "replay",
+):
     """Trace a training step once and replay it without building a graph.
 
     ``step_fn(x, y)`` is an ordinary step (``zero_grad``, forward, loss, ``backward()``,
@@ -315,12 +368,24 @@ def compile(step_fn=None, *, max_traces: int = 8, verify: bool = False, notice_r
         runs eagerly and is traced again. ``fit`` turns it off: its last, smaller batch and
         its validation batches are expected new shapes.
 
+    backend : {"replay", "native", "auto"}
+        "replay" replays the trace with NumPy, bit-identical to eager execution. "native"
+        lowers the whole step (forward, loss, backward, optimizer update) to one function
+        compiled with numba (``pip install 'gradstep[native]'``), equal to eager to rounding
+        (see docs/compile.md); a step with an op that has no native kernel is replayed
+        instead, with a one-line notice naming it. "auto" is "native" when numba is
+        installed and "replay" otherwise.
+
     Returns
     -------
     CompiledStep
     """
     if step_fn is None:
         return functools.partial(
-            compile, max_traces=max_traces, verify=verify, notice_retrace=notice_retrace
+            compile,
+            max_traces=max_traces,
+            verify=verify,
+            notice_retrace=notice_retrace,
+            backend=backend,
         )
-    return CompiledStep(step_fn, max_traces, verify, notice_retrace)
+    return CompiledStep(step_fn, max_traces, verify, notice_retrace, backend)

@@ -1,0 +1,564 @@
+"""``backend="native"``: a traced training step lowered to one function compiled by numba.
+
+The trace (:mod:`.recorder`) holds every op the step ran with its operands, the backward
+pass's decisions and the optimizer calls. This module lowers them to the source of one Python
+function over arrays, calling the kernels of :mod:`.native_kernels`, and compiles it with
+numba:
+
+* forward: each op's ``lower`` (a method of its class) writes its kernel calls; every value
+  lives in a slice of one work buffer kept between steps, so a step allocates nothing;
+* backward: each node's ``lower_backward`` writes the gradient of each input straight where
+  it belongs: a parameter's gradient into its home in the optimizer's flat buffer, another
+  value's into the work buffer (a second contribution is added);
+* the update: each optimizer's ``native_update`` names its kernel, the flat state arrays it
+  updates and the scalars of this step (computed in Python, as eager execution does, so
+  schedulers and state_dict see the same step counts).
+
+A step lowers only when every part of it has a native form; otherwise :func:`lower` raises
+:class:`NotLowerableError` naming the first part that has none, and the step is replayed with
+NumPy instead. The source is written to the cache folder under a name made from its digest
+(which covers the shapes, the model and the kernels' source), so numba's on-disk cache
+(``cache=True``) serves an unchanged step in a new process without compiling it again.
+
+Values are named after what made them: ``linear1``, ``relu2``, ``g_linear1`` (its gradient),
+``p_0_weight`` (the parameter ``0.weight``), ``a0`` (the step's first argument).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import math
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+from gradstep.tensor import Tensor
+
+
+class NotLowerableError(Exception):
+    """A part of the step has no native form (the message names it)."""
+
+
+def available() -> bool:
+    """Whether numba can be imported (``pip install gradstep[native]``)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+class Val:
+    """A value of the native step: the name of its local variable, its shape and dtype."""
+
+    __slots__ = ("name", "shape", "dtype")
+
+    def __init__(self, name: str, shape: tuple, dtype) -> None:
+        self.name, self.shape, self.dtype = name, tuple(shape), np.dtype(dtype)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+class Lowering:
+    """What an op's ``lower``/``lower_backward`` talks to: buffers, statements, kept values."""
+
+    def __init__(self, dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self.views: list[str] = []  # work-buffer views, made at the top of the function
+        self.body: list[str] = []
+        self.work = 0  # elements of the work buffer used so far
+        self.counts: dict[str, int] = {}
+        self.kept: dict[int, dict] = {}
+        self.where: dict[str, tuple] = {}  # buffer name -> (offset in work, shape)
+        self.checks: list[str] = []  # messages of the value checks (status codes 1, 2, ...)
+
+    def name(self, hint: str) -> str:
+        hint = re.sub(r"\W", "_", hint).lower()
+        n = self.counts[hint] = self.counts.get(hint, 0) + 1
+        if hint[-1].isdigit():  # already numbered (g_linear2): a suffix only for a second one
+            return hint if n == 1 else f"{hint}_{n}"
+        return f"{hint}{n}"
+
+    def buffer(self, shape, hint: str) -> Val:
+        """A slice of the work buffer, of the step's dtype, for one value."""
+        v = Val(self.name(hint), shape, self.dtype)
+        n = v.size
+        self.views.append(f"{v} = work[{self.work}:{self.work + n}].reshape({tuple(v.shape)!r})")
+        self.where[v.name] = (self.work, v.shape)
+        self.work += n
+        return v
+
+    def scalar(self, hint: str) -> Val:
+        return Val(self.name(hint), (), self.dtype)
+
+    def emit(self, line: str) -> None:
+        self.body.append(line)
+
+    def check(self, condition: str, message: str) -> None:
+        """Stop the step before it changes anything when ``condition`` (a kernel call filling
+        ``status``) is true; ``message`` is formatted with ``status[0]``, ``status[1]``."""
+        self.checks.append(message)
+        self.emit(f"if {condition}:\n        status[2] = {len(self.checks)}\n        return FAILED")
+
+    def keep(self, fn, **values) -> None:
+        self.kept[id(fn)] = values
+
+    def kept_by(self, fn) -> dict:
+        return self.kept[id(fn)]
+
+    def unsupported(self, what: str) -> NotLowerableError:
+        return NotLowerableError(what)
+
+
+# --- parameters and optimizers ------------------------------------------------------------------
+class _Group:
+    """One optimizer param group's flat buffer as the native step sees it."""
+
+    def __init__(self, index: int, opt, group: dict, flat) -> None:
+        self.index, self.opt, self.group, self.flat = index, opt, group, flat
+        self.data = f"D{index}"
+        self.grad = f"G{index}"
+        self.update = None  # (kernel, state keys, scalars function)
+
+
+def _param_names(modules) -> dict:
+    """id(parameter) -> a name from the outermost recorded module's named_parameters."""
+    out: dict = {}
+    for m in sorted(modules, key=lambda m: -len(list(m.parameters()))):
+        for name, p in m.named_parameters():
+            out.setdefault(id(p), "p_" + re.sub(r"\W", "_", name))
+    return out
+
+
+def _find_optimizers(tracer) -> list:
+    from gradstep.optim.optimizer import Optimizer
+
+    opts = []
+    for _, args, _ in tracer.call_args.values():
+        if args and isinstance(args[0], Optimizer) and all(o is not args[0] for o in opts):
+            opts.append(args[0])
+    return opts
+
+
+# --- the lowering -------------------------------------------------------------------------------
+def lower(tracer, kinds: list, kw_names: list, returned: list, name: str) -> NativeProgram:
+    """Lower a finished trace to a compiled native step; raises NotLowerableError."""
+    if tracer.problem is not None:
+        raise NotLowerableError(tracer.problem)
+    low = _Lowerer(tracer)
+    for i, entry in enumerate(tracer.lines):
+        if entry[0] == "backward":
+            low.backward(entry)
+        elif i in tracer.op_lines:
+            low.op(tracer.op_lines[i], tracer.op_args[i], entry[2])
+        elif i in tracer.call_args:
+            low.call(*tracer.call_args[i])
+        else:
+            raise NotLowerableError(f"a statement with no native form ({entry[0][:40]})")
+    results = low.finish(returned)
+    return NativeProgram(
+        low.L,
+        low.head,
+        low.groups,
+        kinds,
+        kw_names,
+        low.consts,
+        results,
+        low.before,
+        low.after,
+        name,
+    )
+
+
+class _Lowerer:
+    """The state of one lowering: the optimizers' flat groups and where each parameter and
+    its gradient live in them, the native value of each traced one, what has happened yet."""
+
+    def __init__(self, tracer) -> None:
+        self.tracer = tracer
+        self.opts = _find_optimizers(tracer)
+        self.groups: list[_Group] = []
+        self.slots: dict = {}  # id(param) -> (group, offset, shape)
+        for opt in self.opts:
+            for group, flat in zip(opt.param_groups, opt._flat):
+                if flat is None:
+                    raise NotLowerableError(
+                        "an optimizer group whose parameters cannot share one buffer"
+                    )
+                g = _Group(len(self.groups), opt, group, flat)
+                self.groups.append(g)
+                offset = 0
+                for p, v, _ in flat.slots:
+                    self.slots[id(p)] = (g, offset, v.shape)
+                    offset += v.size
+        dtypes = {g.flat.data.dtype for g in self.groups}
+        if len(dtypes) != 1:
+            raise NotLowerableError("no optimizer, or optimizers of different dtypes, in the step")
+        self.L = Lowering(dtypes.pop())
+        self.pnames = _param_names(tracer.modules.values())
+        self.vals: dict = {}  # replay expression (or "param<id>") -> native value
+        self.consts: list = []  # tensors/arrays made before the step, passed each call
+        self.head: list[str] = []  # the parameters' and their gradients' views
+        self.grads_home: dict = {}  # id(param) -> Val of its gradient slice
+        self.written: set = set()  # parameters whose gradient this step has written
+        self.zeroed: set = set()
+        self.stepped: set = set()
+        self.before: list = []
+        self.after: list = []
+        self.seen_op = self.backward_done = False
+
+    def operand(self, obj):
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return obj
+        e = self.tracer.expr.get(id(obj))
+        arr = obj.data if isinstance(obj, Tensor) else obj
+        if not isinstance(arr, np.ndarray):
+            raise NotLowerableError(f"an operand of type {type(obj).__name__}")
+        if e is not None and e.startswith("a") and e not in self.vals:  # a step argument
+            self.vals[e] = Val(e, arr.shape, arr.dtype)
+        if e is not None and e in self.vals:
+            return self.vals[e]
+        if isinstance(obj, Tensor) and id(obj) in self.slots:
+            return self.param(obj)
+        v = Val(f"c{len(self.consts)}", arr.shape, arr.dtype)  # a fixed tensor or array
+        self.consts.append(obj)
+        if e is not None:
+            self.vals[e] = v
+        return v
+
+    def param(self, p) -> Val:
+        key = f"param{id(p)}"
+        if key not in self.vals:
+            g, offset, shape = self.slots[id(p)]
+            v = Val(self.pnames.get(id(p)) or self.L.name("p"), shape, p.data.dtype)
+            self.head.append(f"{v} = {g.data}[{offset}:{offset + v.size}].reshape({shape!r})")
+            self.vals[key] = v
+        return self.vals[key]
+
+    def op(self, fn, recorded, out_name: str) -> None:
+        if self.backward_done:
+            raise NotLowerableError(f"an op ({type(fn).__name__}) after backward()")
+        lower_fn = getattr(fn, "lower", None)
+        if lower_fn is None:
+            raise NotLowerableError(f"op {type(fn).__name__} has no native kernel")
+        args, params, _ = recorded
+        self.vals[out_name] = lower_fn(self.L, *[self.operand(a) for a in args], **params)
+        self.seen_op = True
+
+    def call(self, func, args, kwargs) -> None:
+        target = args[0] if args else None
+        if target in self.opts and func.__name__ == "zero_grad":
+            if self.backward_done:
+                raise NotLowerableError("zero_grad() between backward() and step()")
+            self.zeroed.update(id(p) for g in target.param_groups for p in g["params"])
+        elif target in self.opts and func.__name__ == "step":
+            if not self.backward_done:
+                raise NotLowerableError("optimizer.step() before backward()")
+            for g in self.groups:
+                if g.opt is target:
+                    _lower_update(self.L, g)
+            self.stepped.add(id(target))
+        elif not self.seen_op:
+            self.before.append((func, args, kwargs))
+        elif self.backward_done and len(self.stepped) == len(self.opts):
+            self.after.append((func, args, kwargs))
+        else:
+            what = getattr(func, "__qualname__", repr(func))
+            raise NotLowerableError(f"{what}() inside the step's computation")
+
+    def backward(self, entry) -> None:
+        if self.backward_done:
+            raise NotLowerableError("two backward passes in one step")
+        _lower_backward(self, entry)
+        self.backward_done = True
+
+    def finish(self, returned: list) -> list:
+        if len(self.stepped) != len(self.opts) or not self.backward_done:
+            raise NotLowerableError("a step without backward() and optimizer.step()")
+        if any(id(p) not in self.written for g in self.groups for p in g.flat.params):
+            raise NotLowerableError("a parameter of the optimizer that gets no gradient")
+        if any(e not in self.vals for e in returned):
+            raise NotLowerableError("the step returns a value the native step does not compute")
+        return [self.vals[e] for e in returned]
+
+
+def _lower_backward(low: _Lowerer, entry) -> None:
+    """Each recorded node's ``lower_backward``, writing every input's gradient where it goes:
+    a parameter's into its home in the flat gradient buffer, any other's into the work
+    buffer; a second contribution goes to a temporary and is added."""
+    L, tracer, vals = low.L, low.tracer, low.vals
+    _, root_expr, seed, rec = entry
+    root = vals.get(root_expr)
+    if root is None or root.ndim != 0 or seed.startswith("_array("):
+        raise NotLowerableError("backward() of a non-scalar or with a given gradient")
+    g_root = L.scalar("g_" + root.name)
+    L.emit(f"{g_root} = _T(1)")
+    grads = {root_expr: g_root}
+    pending: list = []  # (node, its output's expression, its input records)
+    for kind, t, node, a, b in rec:
+        if kind == "node":
+            pending.append((node, tracer.expr.get(id(t)), []))
+        elif b:
+            raise NotLowerableError("a gradient summed over a broadcast dimension")
+        else:
+            pending[-1][2].append((kind, t, a))
+    for node, e_out, records in pending:
+        g = grads.get(e_out)
+        if g is None:
+            raise NotLowerableError("backward() through ops that ran before the step")
+        dests: list = [None] * len(node.needs_input_grad)
+        post: list = []
+        for kind, t, pos in records:
+            if kind == "leaf":
+                slot = low.slots.get(id(t))
+                if slot is None or id(t) not in low.zeroed:
+                    raise NotLowerableError(
+                        "a gradient for a tensor outside the optimizer's buffers, or one that "
+                        "accumulates across steps (no zero_grad() in the step)"
+                    )
+                home = low.grads_home.get(id(t))
+                if home is None:
+                    grp, offset, shape = slot
+                    home = Val("g_" + vals[f"param{id(t)}"].name, shape, L.dtype)
+                    low.head.append(
+                        f"{home} = {grp.grad}[{offset}:{offset + home.size}].reshape({shape!r})"
+                    )
+                    low.grads_home[id(t)] = home
+                if id(t) in low.written:
+                    tmp = L.buffer(home.shape, "g_tmp")
+                    dests[pos] = tmp
+                    post.append(f"add_into({home}, {tmp})")
+                else:
+                    dests[pos] = home
+                    low.written.add(id(t))
+            else:
+                e = tracer.expr[id(t)]
+                v = vals[e]
+                if kind == "first":
+                    d = L.buffer(v.shape, "g_" + v.name) if v.ndim else L.scalar("g_" + v.name)
+                    grads[e] = dests[pos] = d
+                else:
+                    if v.ndim == 0:
+                        raise NotLowerableError("a scalar used twice in the graph")
+                    tmp = L.buffer(v.shape, "g_tmp")
+                    dests[pos] = tmp
+                    post.append(f"add_into({grads[e]}, {tmp})")
+        lower_b = getattr(node, "lower_backward", None)
+        if lower_b is None:
+            raise NotLowerableError(f"op {type(node).__name__} has no native backward")
+        lower_b(L, g, dests)
+        for line in post:
+            L.emit(line)
+
+
+def _lower_update(L, g: _Group) -> None:
+    update = g.opt.native_update(g.group, g.flat)
+    if update is None:
+        raise NotLowerableError(f"{type(g.opt).__name__} with these settings has no native update")
+    kernel, keys, _ = update
+    g.update = update
+    n_scalars = len(update[2](dry=True))
+    states = [f"S{g.index}_{k}" for k in range(len(keys))]
+    scalars = [f"_T(Q{g.index}[{k}])" for k in range(n_scalars)]
+    L.emit(f"{kernel}({', '.join([g.data, g.grad, *states, *scalars])})")
+
+
+# --- the compiled program -------------------------------------------------------------------------
+def cache_dir() -> str:
+    """Where generated steps and numba's cache of them live: $GRADSTEP_CACHE_DIR, else
+    $XDG_CACHE_HOME/gradstep/native, else ~/.cache/gradstep/native."""
+    explicit = os.environ.get("GRADSTEP_CACHE_DIR")
+    if explicit:
+        return os.path.join(explicit, "native")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gradstep", "native")
+
+
+def _kernels_digest() -> str:
+    from gradstep.tracing import native_kernels
+
+    with open(native_kernels.__file__, "rb") as f:
+        src = f.read()
+    import numba
+
+    return hashlib.sha256(src + numba.__version__.encode()).hexdigest()
+
+
+class NativeProgram:
+    """The compiled native step and what it needs around each call.
+
+    Calling it runs the step on the call's arguments: the Python calls recorded before the
+    first op, each optimizer's scalars for this step, the compiled function, the gradients
+    shown as each parameter's ``.grad``, the Python calls recorded after the update.
+    """
+
+    def __init__(self, L, head, groups, kinds, kw_names, consts, results, before, after, name):
+        self.groups, self.kinds, self.consts = groups, kinds, consts
+        self.results, self.before, self.after = results, before, after
+        self.dtype = L.dtype
+        self.checks = L.checks
+        self.where = L.where
+        self.work = np.zeros(L.work, L.dtype)
+        self.status = np.zeros(3, np.int64)  # a failed check: its values, then its number
+        self.leaves = [(p, h) for g in groups for p, _, h in g.flat.slots]
+        self.source = self._source(L, head)
+        self.compile_seconds = 0.0
+        self.cached = False
+        self._fn = self._load(name)
+        self._call = self._caller(kw_names)
+
+    def _source(self, L, head) -> str:
+        args = [f"a{i}" for i, k in enumerate(self.kinds) if k is not None]
+        args += [f"c{k}" for k in range(len(self.consts))]
+        for g in self.groups:
+            args += [g.data, g.grad]
+            args += [f"S{g.index}_{k}" for k in range(len(g.update[1]))]
+            args.append(f"Q{g.index}")
+        args += ["work", "status"]
+        scalars = [v for v in self.results if v.ndim == 0]
+        if len(scalars) == 1:  # the common case (the loss): a float, not a tuple
+            ret, failed = str(scalars[0]), "_T(0)"
+        else:
+            ret = "(" + "".join(f"{v}, " for v in scalars) + ")"
+            failed = "(" + "_T(0), " * len(scalars) + ")"
+        lines = head + L.views + L.body
+        body = "\n    ".join(line.replace("FAILED", failed) for line in lines)
+        t = "np.float32" if self.dtype == np.float32 else "np.float64"
+        return (
+            "# generated by gradstep.compile(backend='native'); edits are overwritten\n"
+            "import numpy as np\n"
+            "from numba import njit\n"
+            "from gradstep.tracing.native_kernels import *  # noqa: F403\n\n"
+            f"_T = {t}\n\n\n"
+            "@njit(cache=True, nogil=True, error_model='numpy')\n"
+            f"def step({', '.join(args)}):\n    status[2] = 0\n    {body}\n    return {ret}\n"
+        )
+
+    def _load(self, name: str):
+        digest = hashlib.sha256((self.source + _kernels_digest()).encode()).hexdigest()[:24]
+        folder = cache_dir()
+        path = os.path.join(folder, f"step_{digest}.py")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            if not os.path.exists(path):
+                tmp = f"{path}.{os.getpid()}.tmp"
+                with open(tmp, "w") as f:
+                    f.write(self.source)
+                os.replace(tmp, path)
+            cacheable = os.access(folder, os.W_OK)
+        except OSError:
+            cacheable = False
+        if cacheable:
+            self.cached = os.path.isdir(os.path.join(folder, "__pycache__")) and any(
+                n.startswith(f"step_{digest}.")
+                for n in os.listdir(os.path.join(folder, "__pycache__"))
+            )
+            spec = importlib.util.spec_from_file_location(f"_gradstep_native_{digest}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return module.step
+        namespace: dict = {}
+        exec(
+            compile(self.source.replace("cache=True", "cache=False"), f"<native {name}>", "exec"),
+            namespace,
+        )
+        return namespace["step"]
+
+    def arguments(self, args, kwargs, dry: bool = False) -> list:
+        """The compiled function's arguments for one call (``dry``: without counting a step)."""
+        inputs = list(args) + [kwargs[k] for k in sorted(kwargs)]
+        out = [a.data if k == "tensor" else a for a, k in zip(inputs, self.kinds) if k]
+        out += [c.data if isinstance(c, Tensor) else c for c in self.consts]
+        for g in self.groups:
+            flat = g.flat
+            if any(p.data is not v for p, v, _ in flat.slots):
+                flat.link()  # p.data = array was assigned: copied into the buffer again
+            _, keys, scalars = g.update
+            q = scalars(dry=dry)
+            out += [flat.data, flat.grad, *[flat.state[k] for k in keys], q]
+        return out + [self.work, self.status]
+
+    def _caller(self, kw_names: list):
+        """A Python function doing one call with no loop of its own (this runs every step):
+        the recorded calls before the first op, the arguments' arrays, the optimizers'
+        scalars, the compiled step, the gradients shown as ``.grad``, the calls after."""
+        ns: dict = {
+            "fn": self._fn,
+            "work": self.work,
+            "status": self.status,
+            "_asarray": np.asarray,
+        }
+        ns["dtype"], ns["fail"] = self.dtype, self._fail
+        lines = []
+        for k, (func, a, kw) in enumerate(self.before):
+            ns[f"B{k}"] = functools.partial(func, *a, **kw)
+            lines.append(f"B{k}()")
+        n_pos = len(self.kinds) - len(kw_names)
+        call = []
+        for i, kind in enumerate(self.kinds):
+            src = f"args[{i}]" if i < n_pos else f"kwargs[{kw_names[i - n_pos]!r}]"
+            if kind:
+                call.append(f"{src}.data" if kind == "tensor" else src)
+        for k, c in enumerate(self.consts):
+            ns[f"C{k}"] = c
+            call.append(f"C{k}.data" if isinstance(c, Tensor) else f"C{k}")
+        grads = []
+        for g in self.groups:
+            j = g.index
+            ns[f"F{j}"], ns[f"Q{j}"] = g.flat, g.update[2]
+            moved = []
+            for k, (p, v, h) in enumerate(g.flat.slots):
+                ns[f"P{j}_{k}"], ns[f"V{j}_{k}"], ns[f"H{j}_{k}"] = p, v, h
+                moved.append(f"P{j}_{k}.data is not V{j}_{k}")
+                grads.append(f"P{j}_{k}._grad = H{j}_{k}")
+            lines.append(f"if {' or '.join(moved)}:\n        F{j}.link()")
+            call += [f"F{j}.data", f"F{j}.grad"]
+            call += [f"F{j}.state[{k!r}]" for k in g.update[1]]
+            call.append(f"Q{j}()")
+        call += ["work", "status"]
+        lines.append(f"r = fn({', '.join(call)})")
+        lines.append("if status[2]:\n        fail()")
+        lines += grads
+        for k, (func, a, kw) in enumerate(self.after):
+            ns[f"A{k}"] = functools.partial(func, *a, **kw)
+            lines.append(f"A{k}()")
+        scalars = [v for v in self.results if v.ndim == 0]
+        values, it = [], iter(range(len(scalars)))
+        for v in self.results:
+            if v.ndim == 0:
+                values.append(
+                    "_asarray(r, dtype)" if len(scalars) == 1 else f"_asarray(r[{next(it)}], dtype)"
+                )
+            else:  # a copy: the work buffer is the next step's
+                offset, shape = self.where[v.name]
+                values.append(f"work[{offset}:{offset + v.size}].reshape({shape!r}).copy()")
+        lines.append(f"return ({''.join(x + ', ' for x in values)})")
+        src = "def call(args, kwargs):\n    " + "\n    ".join(lines) + "\n"
+        exec(compile(src, "<gradstep native call>", "exec"), ns)
+        return ns["call"]
+
+    def _fail(self):
+        raise ValueError(self.checks[self.status[2] - 1].format(*self.status[:2]))
+
+    def compile_now(self, args, kwargs) -> None:
+        """Compile for these arguments' types (or load numba's cache), timing it."""
+        import numba
+
+        t0 = time.perf_counter()
+        types = tuple(numba.typeof(a) for a in self.arguments(args, kwargs, dry=True))
+        self._fn.compile(types)
+        self.compile_seconds = time.perf_counter() - t0
+
+    def __call__(self, args, kwargs):
+        return self._call(args, kwargs)

@@ -1,0 +1,313 @@
+"""The numba kernels a native step calls (see :mod:`gradstep.tracing.native`).
+
+Each kernel works in place on arrays it is given (a step's work buffer, a parameter's slice of
+its optimizer's flat buffer), so a compiled step allocates nothing. They are generic over the
+dtype: numba compiles one version for float32 and one for float64, and every scalar a kernel
+gets is already of the arrays' dtype (the generated step converts them), so float32 stays
+float32 as in eager execution. Sums accumulate in float64 where eager sums pairwise, so their
+last bits may differ from eager; everything elementwise does the same operations in the same
+order as the NumPy op it replaces.
+
+Matrix products call BLAS (numba's ``np.dot``) from :data:`BLAS_MIN` multiply-adds on and are
+plain loops below it, where a BLAS call costs more than the arithmetic.
+
+Only numba imports this module; an op names its kernels as strings (see ``Function.lower``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+#: Multiply-adds from which a matrix product calls BLAS instead of looping (measured at (a)
+#: and (b) of benchmarks/bench.py: a 32x16x1 product loops in 0.1 us, a BLAS call costs ~1 us).
+BLAS_MIN = 16384
+
+jit = njit(cache=True, nogil=True, error_model="numpy")
+
+
+# --- matrix products ---------------------------------------------------------------------------
+@jit
+def matmul_nt(a, b, out):
+    """out = a @ b.T  (a (n, k), b (m, k))."""
+    n, k = a.shape
+    m = b.shape[0]
+    if n * k * m >= BLAS_MIN:
+        np.dot(a, b.T, out)
+        return
+    for i in range(n):
+        for j in range(m):
+            s = a[i, 0] * b[j, 0]
+            for q in range(1, k):
+                s += a[i, q] * b[j, q]
+            out[i, j] = s
+
+
+@jit
+def matmul_nn(a, b, out):
+    """out = a @ b  (a (n, m), b (m, k))."""
+    n, m = a.shape
+    k = b.shape[1]
+    if n * k * m >= BLAS_MIN:
+        np.dot(a, b, out)
+        return
+    for i in range(n):
+        for j in range(k):
+            out[i, j] = a[i, 0] * b[0, j]
+        for q in range(1, m):
+            aiq = a[i, q]
+            for j in range(k):
+                out[i, j] += aiq * b[q, j]
+
+
+@jit
+def matmul_tn(a, b, out):
+    """out = a.T @ b  (a (n, m), b (n, k))."""
+    n, m = a.shape
+    k = b.shape[1]
+    if n * k * m >= BLAS_MIN:
+        np.dot(a.T, b, out)
+        return
+    for j in range(k):  # along a's rows: the inner loop runs over contiguous memory
+        for i in range(m):
+            out[i, j] = a[0, i] * b[0, j]
+        for r in range(1, n):
+            brj = b[r, j]
+            for i in range(m):
+                out[i, j] += a[r, i] * brj
+
+
+@jit
+def add_rows(y, b):
+    """y[i, :] += b (a bias)."""
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[i, j] += b[j]
+
+
+@jit
+def sum_rows(g, out):
+    """out = g.sum(axis=0), row after row as NumPy adds them."""
+    for j in range(g.shape[1]):
+        out[j] = g[0, j]
+    for i in range(1, g.shape[0]):
+        for j in range(g.shape[1]):
+            out[j] += g[i, j]
+
+
+@jit
+def add_into(dst, src):
+    """dst += src (a second gradient for the same value)."""
+    d = dst.reshape(-1)
+    s = src.reshape(-1)
+    for i in range(d.size):
+        d[i] += s[i]
+
+
+# --- activations -------------------------------------------------------------------------------
+@jit
+def sigmoid_forward(x, y):
+    """The split-by-sign sigmoid of ``stable_sigmoid``: no overflow, full precision in the tails."""
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    for i in range(xf.size):
+        v = xf[i]
+        e = np.exp(-abs(v))
+        if v >= 0:
+            yf[i] = 1 / (1 + e)
+        else:
+            yf[i] = e / (1 + e)
+
+
+@jit
+def sigmoid_backward(g, y, gx):
+    gf, yf, out = g.reshape(-1), y.reshape(-1), gx.reshape(-1)
+    for i in range(gf.size):
+        out[i] = (gf[i] * yf[i]) * (1 - yf[i])
+
+
+@jit
+def relu_forward(x, y):
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    for i in range(xf.size):
+        v = xf[i]
+        yf[i] = v if (v > 0 or v != v) else 0  # NaN stays NaN, as np.maximum
+
+
+@jit
+def relu_backward(g, y, gx):
+    """g where the input was > 0 (the output is > 0 exactly there), else 0 (inf upstream too)."""
+    gf, yf, out = g.reshape(-1), y.reshape(-1), gx.reshape(-1)
+    for i in range(gf.size):
+        out[i] = gf[i] if yf[i] > 0 else 0
+
+
+@jit
+def tanh_forward(x, y):
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    for i in range(xf.size):
+        yf[i] = math.tanh(xf[i])
+
+
+@jit
+def tanh_backward(g, y, gx):
+    gf, yf, out = g.reshape(-1), y.reshape(-1), gx.reshape(-1)
+    for i in range(gf.size):
+        out[i] = gf[i] * (1 - yf[i] * yf[i])
+
+
+# --- losses (mean reduction) -------------------------------------------------------------------
+@jit
+def mse_forward(a, b, d):
+    """d = a - b (kept for backward); returns mean(d^2), summed in float64."""
+    af, bf, df = a.reshape(-1), b.reshape(-1), d.reshape(-1)
+    s = 0.0
+    for i in range(af.size):
+        v = af[i] - bf[i]
+        df[i] = v
+        s += v * v
+    return s / af.size
+
+
+@jit
+def mse_backward(scale, d, ga, gb):
+    """ga = 2 d * scale (scale = upstream / n, of d's dtype); gb = -ga when asked for."""
+    df, gaf = d.reshape(-1), ga.reshape(-1)
+    for i in range(df.size):
+        gaf[i] = (df[i] + df[i]) * scale
+    if gb is not None:
+        gbf = gb.reshape(-1)
+        for i in range(df.size):
+            gbf[i] = -gaf[i]
+
+
+@jit
+def labels_outside(labels, c, status):
+    """status = (index, label) of the first label outside [0, c); True if there is one."""
+    for i in range(labels.size):
+        v = labels[i]
+        if v < 0 or v >= c:
+            status[0] = i
+            status[1] = v
+            return True
+    return False
+
+
+@jit
+def cross_entropy_forward(logits, labels, logp):
+    """logp = log_softmax(logits) row by row (max subtracted first, as stable_log_softmax);
+    returns the mean of -logp[label], summed in float64."""
+    n, c = logits.shape
+    zero = np.zeros(1, logits.dtype)[0]
+    total = 0.0
+    for i in range(n):
+        m = logits[i, 0]
+        for j in range(1, c):
+            if logits[i, j] > m or m != m:
+                m = logits[i, j]
+        if not np.isfinite(m):
+            m = zero
+        s = zero
+        for j in range(c):
+            v = logits[i, j] - m
+            logp[i, j] = v
+            s += np.exp(v)
+        lse = np.log(s)
+        for j in range(c):
+            logp[i, j] = logp[i, j] - lse
+        total -= logp[i, labels[i]]
+    return total / n
+
+
+@jit
+def cross_entropy_backward(scale, logp, labels, gx):
+    """gx = (softmax - onehot(label)) * scale, scale = upstream / n of the dtype."""
+    n, c = logp.shape
+    for i in range(n):
+        for j in range(c):
+            gx[i, j] = np.exp(logp[i, j])
+        gx[i, labels[i]] -= 1
+        for j in range(c):
+            gx[i, j] *= scale
+
+
+# --- optimizer updates on a whole flat buffer ---------------------------------------------------
+@jit
+def sgd(p, g, lr):
+    for i in range(p.size):
+        p[i] -= g[i] * lr
+
+
+@jit
+def sgd_decay(p, g, lr, momentum, undamped, wd, nesterov, first):
+    """SGD with weight decay and no momentum: p -= (g + wd p) lr."""
+    for i in range(p.size):
+        p[i] -= (g[i] + wd * p[i]) * lr
+
+
+@jit
+def sgd_momentum(p, g, buf, lr, momentum, undamped, wd, nesterov, first):
+    """PyTorch's SGD with momentum: b <- momentum b + (1 - dampening) g (b starts as g)."""
+    for i in range(p.size):
+        gi = g[i]
+        if wd != 0:
+            gi = gi + wd * p[i]
+        b = gi if first else buf[i] * momentum + gi * undamped
+        buf[i] = b
+        p[i] -= (gi + b * momentum if nesterov else b) * lr
+
+
+@jit
+def adam(p, g, m, v, vmax, omb1, beta2, omb2, bc2, eps, step_size, wd, decay, amsgrad):
+    """Adam/AdamW as Adam._update (decay = 1 - lr wd for AdamW, else 1 and wd is coupled)."""
+    for i in range(p.size):
+        gi = g[i]
+        if decay != 1:
+            p[i] *= decay
+        elif wd != 0:
+            gi = gi + wd * p[i]
+        mi = m[i] + (gi - m[i]) * omb1
+        m[i] = mi
+        vi = v[i] * beta2 + (gi * omb2) * gi
+        v[i] = vi
+        if amsgrad:
+            if vmax[i] > vi:
+                vi = vmax[i]
+            vmax[i] = vi
+        denom = np.sqrt(vi) / bc2 + eps
+        p[i] -= (mi / denom) * step_size
+
+
+@jit
+def rmsprop(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, centered):
+    for i in range(p.size):
+        gi = g[i]
+        if wd != 0:
+            gi = gi + wd * p[i]
+        s = sq[i] * alpha + (one_minus_alpha * gi) * gi
+        sq[i] = s
+        if centered:
+            a = ga[i] + (gi - ga[i]) * one_minus_alpha
+            ga[i] = a
+            avg = np.sqrt(s - a * a) + eps
+        else:
+            avg = np.sqrt(s) + eps
+        if momentum > 0:
+            b = buf[i] * momentum + gi / avg
+            buf[i] = b
+            p[i] -= lr * b
+        else:
+            p[i] -= lr * (gi / avg)
+
+
+@jit
+def adagrad(p, g, acc, clr, eps, wd):
+    for i in range(p.size):
+        gi = g[i]
+        if wd != 0:
+            gi = gi + wd * p[i]
+        s = acc[i] + gi * gi
+        acc[i] = s
+        p[i] -= clr * (gi / (np.sqrt(s) + eps))

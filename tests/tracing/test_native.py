@@ -1,0 +1,325 @@
+"""gradstep.compile(backend="native"): the numba step against eager execution.
+
+In float64 a native step's losses and parameters equal eager execution's to 1e-12 relative over
+200 steps (a loss that training drives towards 0 is compared to 1e-12 of the first loss, as
+its relative error grows with the cancellation in prediction - target); in float32 to 1e-5.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import gradstep as gs
+import gradstep.functional as F
+from gradstep import nn, optim
+from gradstep.tracing import CompileWarning
+from gradstep.tracing import native as native_mod
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+import bench  # noqa: E402
+
+OPTIMIZERS = {
+    "sgd": lambda p: optim.SGD(p, lr=0.05),
+    "sgd_decay": lambda p: optim.SGD(p, lr=0.05, weight_decay=0.01),
+    "momentum": lambda p: optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.1),
+    "nesterov": lambda p: optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "adam": lambda p: optim.Adam(p, lr=1e-2),
+    "adam_decay": lambda p: optim.Adam(p, lr=1e-2, weight_decay=0.01),
+    "amsgrad": lambda p: optim.Adam(p, lr=1e-2, amsgrad=True),
+    "adamw": lambda p: optim.AdamW(p, lr=1e-2, weight_decay=0.05),
+    "rmsprop": lambda p: optim.RMSprop(p, lr=1e-3),
+    "rmsprop_full": lambda p: optim.RMSprop(
+        p, lr=1e-3, momentum=0.5, centered=True, weight_decay=1e-3
+    ),
+    "adagrad": lambda p: optim.Adagrad(
+        p, lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, weight_decay=1e-3
+    ),
+}
+
+
+def train(case, backend, steps=200, dtype=np.float64, opt=None):
+    """Losses and final parameters of ``steps`` steps of a benchmark case."""
+    rng = np.random.default_rng(0)
+    sizes = case["sizes"]
+    x = rng.standard_normal((case["batch"], sizes[0])).astype(dtype)
+    if case["loss"] == "mse":
+        y = gs.tensor(rng.standard_normal((case["batch"], 1)), dtype=dtype)
+    else:
+        y = gs.tensor(rng.integers(0, sizes[-1], case["batch"]))
+    gs.manual_seed(0)
+    model = nn.mlp(sizes[0], sizes[1:-1], sizes[-1], case["act"]).to(dtype)
+    make = OPTIMIZERS[opt or {"momentum": "momentum"}.get(case["opt"], case["opt"])]
+    optimizer = make(model.parameters())
+    loss_fn = nn.MSELoss() if case["loss"] == "mse" else nn.CrossEntropyLoss()
+    xb = gs.tensor(x, dtype=dtype)
+
+    def step(xb, yb):
+        optimizer.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    if backend != "eager":
+        step = gs.compile(step, backend=backend)
+    losses = np.array([step(xb, y).item() for _ in range(steps)])
+    params = [p.data.copy() for p in model.parameters()]
+    grads = [p.grad.data.copy() for p in model.parameters()]
+    return losses, params, grads, step, optimizer
+
+
+def assert_close(eager, native, rtol):
+    """Losses and parameters; an element near 0 of an array is compared to the array's scale."""
+    (le, pe, *_), (ln, pn, *_) = eager, native
+    np.testing.assert_allclose(ln, le, rtol=rtol, atol=rtol * abs(le[0]))
+    for a, b in zip(pe, pn):
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+
+
+def native_program(step):
+    (programs,) = step._programs.values()
+    return programs[0].native
+
+
+@pytest.mark.parametrize("key", "abcd")
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_every_benchmark_case_equals_eager(key, dtype, rtol):
+    case = {**bench.CASES[key], **(bench.TINY[key] if key in "cd" else {})}
+    steps = 200 if dtype == np.float64 else 50  # float32 trajectories drift apart with time
+    eager = train(case, "eager", steps, dtype)
+    native = train(case, "native", steps, dtype)
+    assert native_program(native[3]) is not None  # lowered, not replayed
+    assert native[3].replays == steps - 1
+    assert_close(eager, native, rtol)
+
+
+@pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
+def test_every_optimizer_equals_eager_and_keeps_its_state(opt):
+    case = {**bench.CASES["b"], **bench.TINY["b"]}
+    eager = train(case, "eager", 200, np.float64, opt)
+    native = train(case, "native", 200, np.float64, opt)
+    assert native_program(native[3]) is not None
+    assert_close(eager, native, 1e-12)
+    se, sn = eager[4].state_dict(), native[4].state_dict()
+    assert se["state"].keys() == sn["state"].keys()
+    for i in se["state"]:
+        for k, v in se["state"][i].items():
+            if not np.ndim(v):  # the step count
+                assert sn["state"][i][k] == v
+                continue
+            # running averages of gradients, which near a fit are differences of nearly
+            # equal numbers: their last digits are compared to the array's scale
+            scale = np.abs(v).max()
+            np.testing.assert_allclose(sn["state"][i][k], v, rtol=1e-9, atol=1e-9 * scale)
+
+
+def _tiny_model(dtype=np.float64):
+    gs.manual_seed(1)
+    return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(dtype)
+
+
+def _step_for(model, opt, loss_of):
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_of(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+@pytest.mark.parametrize(
+    "head, loss_of, target",
+    [
+        ("sigmoid", F.mse_loss, "real"),
+        ("relu", F.mse_loss, "real"),
+        ("tanh", F.mse_loss, "real"),
+        (None, F.cross_entropy, "labels"),
+    ],
+)
+@pytest.mark.parametrize("scale, rtol", [(3, 1e-12), (1000, 1e-6)])
+def test_each_native_op_matches_its_numpy_op(head, loss_of, target, scale, rtol):
+    """Forward and backward of every op with a native kernel (Linear, the activations, both
+    losses), on moderate inputs and out to +-1000. There saturated activations make the
+    gradient's last digits a difference of nearly equal numbers (1 - y*y with y ~ 1), so one
+    ulp of tanh or exp, which numba's libm and NumPy's may round differently, shows at 1e-9:
+    what is checked at 1000 is that everything stays finite and equal to 1e-6."""
+    rng = np.random.default_rng(3)
+    x = gs.tensor(rng.uniform(-scale, scale, (16, 3)), dtype=np.float64)
+    y = (
+        gs.tensor(rng.standard_normal((16, 2)), dtype=np.float64)
+        if target == "real"
+        else gs.tensor(rng.integers(0, 2, 16))
+    )
+    results = []
+    for backend in ("eager", "native"):
+        model = _tiny_model()
+        if head:
+            model = nn.Sequential(
+                *model, {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}[head]()
+            )
+        opt = optim.SGD(model.parameters(), lr=1e-4)
+        step = _step_for(model, opt, loss_of)
+        if backend == "native":
+            step = gs.compile(step, backend="native")
+        losses = [step(x, y).item() for _ in range(3)]
+        results.append((losses, [p.grad.data.copy() for p in model.parameters()]))
+    (le, ge), (ln, gn) = results
+    assert np.all(np.isfinite(ln)) and all(np.all(np.isfinite(g)) for g in gn)
+    np.testing.assert_allclose(ln, le, rtol=rtol)
+    for a, b in zip(ge, gn):
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+
+
+def test_an_op_without_a_native_kernel_is_replayed_with_a_notice_naming_it():
+    model = _tiny_model()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step = gs.compile(
+        _step_for(model, opt, lambda out, y: ((out - y).exp()).mean()), backend="native"
+    )
+    x, y = (
+        gs.tensor(np.ones((5, 3)), dtype=np.float64),
+        gs.tensor(np.zeros((5, 2)), dtype=np.float64),
+    )
+    with pytest.warns(CompileWarning, match=r"no native step: op Sub has no native kernel"):
+        step(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        step(x, y)  # replayed, silently
+    assert step.replays == 1 and native_program(step) is None
+
+
+def test_a_bad_label_is_refused_as_in_eager_and_changes_nothing():
+    model = _tiny_model()
+    opt = optim.Adam(model.parameters(), lr=0.1)
+    step = gs.compile(_step_for(model, opt, F.cross_entropy), backend="native")
+    x = gs.tensor(np.ones((4, 3)), dtype=np.float64)
+    step(x, gs.tensor(np.array([0, 1, 1, 0])))
+    step(x, gs.tensor(np.array([0, 1, 1, 0])))
+    before = [p.data.copy() for p in model.parameters()]
+    state = opt.state_dict()["state"][0]["step"]
+    with pytest.raises(ValueError, match=r"label 7 at index 2 is outside \[0, 2\)"):
+        step(x, gs.tensor(np.array([0, 1, 7, 0])))
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, model.parameters()))
+    assert opt.state_dict()["state"][0]["step"] in (state, state + 1)  # counted, as eager
+
+
+def test_a_scheduler_and_a_loaded_state_are_followed():
+    def run(backend):
+        model = _tiny_model()
+        opt = optim.Adam(model.parameters(), lr=0.05)
+        sched = optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+        inner = _step_for(model, opt, F.mse_loss)
+
+        def step(x, y):
+            loss = inner(x, y)
+            sched.step()
+            return loss
+
+        if backend == "native":
+            step = gs.compile(step, backend="native")
+        rng = np.random.default_rng(0)
+        x = gs.tensor(rng.standard_normal((8, 3)), dtype=np.float64)
+        y = gs.tensor(rng.standard_normal((8, 2)), dtype=np.float64)
+        losses = [step(x, y).item() for _ in range(5)]
+        saved = opt.state_dict()
+        losses += [step(x, y).item() for _ in range(4)]
+        opt.load_state_dict(saved)  # back to step 5's state: the native step follows it
+        losses += [step(x, y).item() for _ in range(4)]
+        return losses, opt.param_groups[0]["lr"]
+
+    (le, lr_e), (ln, lr_n) = run("eager"), run("native")
+    assert lr_e == lr_n == 0.05 * 0.5**4
+    np.testing.assert_allclose(ln, le, rtol=1e-12)
+
+
+def test_returned_outputs_are_copies_and_grads_are_shown():
+    model = _tiny_model()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        out = model(x)
+        loss = F.mse_loss(out, y)
+        loss.backward()
+        opt.step()
+        return loss, out
+
+    step = gs.compile(step, backend="native")
+    x, y = (
+        gs.tensor(np.ones((5, 3)), dtype=np.float64),
+        gs.tensor(np.zeros((5, 2)), dtype=np.float64),
+    )
+    step(x, y)
+    _, out1 = step(x, y)
+    kept = out1.data.copy()
+    loss2, out2 = step(x, y)
+    assert np.array_equal(out1.data, kept)  # not overwritten by the next step
+    assert not np.array_equal(out2.data, kept)
+    assert loss2.shape == () and loss2.dtype == np.float64 and not loss2.requires_grad
+    w = model[0].weight
+    assert w.grad is not None and w.grad.shape == w.shape and np.abs(w.grad.data).sum() > 0
+
+
+def test_the_compiled_step_is_cached_on_disk_for_the_next_process(tmp_path):
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks'); import bench; import gc\n"
+        "case = {**bench.CASES['a'], 'batch': 8}\n"
+        "s = bench.make_steps(case, systems=('native',))['native']; s(); s()\n"
+        "cs = [o for o in gc.get_objects() if type(o).__name__ == 'CompiledStep'][0]\n"
+        "(p,), = cs._programs.values()\n"
+        "print(p.native.cached, round(cs.compile_seconds[0], 3))\n"
+    )
+    env = {**os.environ, "GRADSTEP_CACHE_DIR": str(tmp_path)}
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True
+        )
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    first, second = (r.stdout.split() for r in runs)
+    assert first[0] == "False" and second[0] == "True"
+    assert float(second[1]) < float(first[1])
+    files = os.listdir(tmp_path / "native")
+    assert len([f for f in files if f.startswith("step_") and f.endswith(".py")]) == 1
+    assert native_mod.cache_dir().endswith("native")
+
+
+def test_a_changed_shape_compiles_another_step(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADSTEP_CACHE_DIR", str(tmp_path))
+    model = _tiny_model()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step = gs.compile(_step_for(model, opt, F.mse_loss), backend="native", notice_retrace=False)
+    for n in (4, 4, 6, 6):
+        step(
+            gs.tensor(np.ones((n, 3)), dtype=np.float64),
+            gs.tensor(np.zeros((n, 2)), dtype=np.float64),
+        )
+    assert step.traces == 2 and len(step.compile_seconds) == 2
+    assert len([f for f in os.listdir(tmp_path / "native") if f.endswith(".py")]) == 2
+
+
+def test_the_generated_source_names_values_after_their_ops_and_parameters():
+    case = {**bench.CASES["a"], "batch": 8}
+    *_, step, _ = train(case, "native", 3, np.float32)
+    src = native_program(step).source
+    for name in ("p_0_weight", "p_2_bias", "linear1", "sigmoid1", "g_linear2", "g_p_0_weight"):
+        assert name in src, name
+    assert "K1" not in src  # no anonymous constants
+
+
+def test_native_without_numba_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(native_mod, "available", lambda: False)
+    with pytest.raises(ImportError, match=r"pip install 'gradstep\[native\]'"):
+        gs.compile(lambda x: x, backend="native")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        gs.compile(lambda x: x, backend="fast")
