@@ -287,6 +287,11 @@ def bench_steps(tiny: bool, threads_list) -> list[dict]:
                             for s in OPTIONAL
                             if s in r
                         },
+                        **(
+                            {"native_vs_jax": r["native"]["steps_per_s"] / r["jax"]["steps_per_s"]}
+                            if "native" in r and "jax" in r
+                            else {}
+                        ),
                     }
                 )
                 r = rows[-1]
@@ -438,6 +443,14 @@ def targets(result: dict) -> list:
     each("b", "compiled_vs_pytorch", ge, 2.6, "(b) compiled >= 2.6x PyTorch")
     each("a", "compiled_vs_numpy", ge, 1 / 1.3, "(a) compiled within 1.3x of hand NumPy")
     each("b", "compiled_vs_numpy", ge, 1 / 1.1, "(b) compiled within 1.1x of hand NumPy")
+    if any("native_vs_numpy" in r for r in rows.values()):  # issue #19's targets
+        each("a", "native_vs_numpy", ge, 5.0, "(a) native >= 5x hand NumPy")
+        each("b", "native_vs_numpy", ge, 1.3, "(b) native >= 1.3x hand NumPy")
+        each("c", "native_vs_numpy", ge, 0.98, "(c) native >= 0.98x hand NumPy")
+        each("d", "native_vs_numpy", ge, 0.98, "(d) native >= 0.98x hand NumPy")
+    if any("native_vs_jax" in r for r in rows.values()):
+        each("a", "native_vs_jax", ge, 3.0, "(a) native >= 3x JAX jit")
+        each("b", "native_vs_jax", ge, 1.1, "(b) native >= 1.1x JAX jit")
     for key, m in (result.get("memory") or {}).items():
         out.append(
             (
@@ -541,19 +554,21 @@ def write_markdown(result: dict, path: str) -> None:
     if others:
         lines += [
             "",
-            "Beside them in the same blocks: JAX's `jax.jit` of the same step (the same model, "
-            "loss and PyTorch's optimizer formulas, checked equal to PyTorch in float64) and "
-            "`torch.compile` of PyTorch's step (timed after its compilation):",
+            "Beside them in the same blocks: gradstep's native step (`gs.compile(step, "
+            "backend='native')`, the whole step compiled with numba, timed after its "
+            "compilation), JAX's `jax.jit` of the same step (the same model, loss and "
+            "PyTorch's optimizer formulas, checked equal to PyTorch in float64) and "
+            "`torch.compile` of PyTorch's step (timed after its compilation); the last columns "
+            "are the native step against the hand-written NumPy floor and against JAX:",
             "",
-            "| case | threads | JAX jit | torch.compile | gradstep compiled vs JAX "
-            "| vs torch.compile |",
-            "|---|---|---|---|---|---|",
+            "| case | threads | gradstep native | JAX jit | torch.compile "
+            "| native vs NumPy floor | native vs JAX |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in others:
             cells = [fmt(r, o) if f"{o}_steps_per_s" in r else "-" for o in OPTIONAL]
             ratios = [
-                f"{r[f'compiled_vs_{o}']:.2f}x" if f"compiled_vs_{o}" in r else "-"
-                for o in OPTIONAL
+                f"{r[k]:.2f}x" if k in r else "-" for k in ("native_vs_numpy", "native_vs_jax")
             ]
             lines.append(
                 f"| ({r['case']}) | {r['threads']} | {' | '.join(cells)} | {' | '.join(ratios)} |"
@@ -565,14 +580,15 @@ def write_markdown(result: dict, path: str) -> None:
             "The same steps at 1 thread in a second process with "
             f"OPENBLAS_CORETYPE={other['setting']} (BLAS there: {other['blas']}):",
             "",
-            "| case | gradstep compiled | PyTorch | hand NumPy | JAX jit "
+            "| case | gradstep compiled | gradstep native | PyTorch | hand NumPy | JAX jit "
             "| NumPy floor vs PyTorch |",
-            "|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in other["steps"]:
             jax_cell = fmt(r, "jax") if "jax_steps_per_s" in r else "-"
+            native_cell = fmt(r, "native") if "native_steps_per_s" in r else "-"
             lines.append(
-                f"| ({r['case']}) | {fmt(r, 'compiled')} | {fmt(r, 'pytorch')} | "
+                f"| ({r['case']}) | {fmt(r, 'compiled')} | {native_cell} | {fmt(r, 'pytorch')} | "
                 f"{fmt(r, 'numpy')} | {jax_cell} | "
                 f"{r['numpy_steps_per_s'] / r['pytorch_steps_per_s']:.2f}x |"
             )

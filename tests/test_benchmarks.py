@@ -154,6 +154,7 @@ def test_tiny_run_adds_jax_and_the_other_coretype_table(tmp_path):
     out = tmp_path / "r.json"
     result = bench.main(["--tiny", "--threads", "1", "--coretype-row", "--out", str(out)])
     assert all(r["jax_steps_per_s"] > 0 and r["compiled_vs_jax"] > 0 for r in result["steps"])
+    assert all(r["native_steps_per_s"] > 0 and r["native_vs_jax"] > 0 for r in result["steps"])
     other = result["steps_coretype_other"]
     assert [r["case"] for r in other["steps"]] == ["a", "b", "c", "d"]
     assert other["setting"] == ("unset" if os.environ.get("OPENBLAS_CORETYPE") else "Haswell")
@@ -162,3 +163,4 @@ def test_tiny_run_adds_jax_and_the_other_coretype_table(tmp_path):
     bench.write_markdown(result, str(md))
     text = md.read_text()
     assert "JAX jit" in text and f"OPENBLAS_CORETYPE={other['setting']}" in text
+    assert "gradstep native" in text and "(a) native >= 5x hand NumPy" in text
