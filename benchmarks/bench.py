@@ -255,6 +255,9 @@ def bench_steps(tiny: bool, threads_list) -> list[dict]:
     import torch
     from threadpoolctl import threadpool_limits
 
+    with contextlib.suppress(ImportError):  # numba's np.dot BLAS (SciPy's OpenBLAS): loaded
+        import scipy.linalg.cython_blas  # noqa: F401  now, so threadpool_limits pins it too
+
     rows = []
     for threads in threads_list:
         torch.set_num_threads(threads)

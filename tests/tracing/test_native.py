@@ -323,3 +323,20 @@ def test_native_without_numba_is_a_clear_error(monkeypatch):
         gs.compile(lambda x: x, backend="native")
     with pytest.raises(ValueError, match="backend must be one of"):
         gs.compile(lambda x: x, backend="fast")
+
+
+@pytest.mark.parametrize("width, one_thread", [(16, True), (512, False)])
+def test_small_matrix_products_run_on_one_blas_thread_and_leave_the_setting(width, one_thread):
+    model = nn.mlp(width, [width], 1, "relu").to(np.float64)
+    opt = optim.SGD(model.parameters(), lr=1e-3)
+    step = gs.compile(_step_for(model, opt, F.mse_loss), backend="native")
+    x = gs.tensor(np.ones((128, width)), dtype=np.float64)
+    y = gs.tensor(np.zeros((128, 1)), dtype=np.float64)
+    blas = native_mod._numba_blas()
+    before = blas.get_num_threads()
+    step(x, y)
+    step(x, y)
+    program = native_program(step)
+    assert program.largest_matmul == 128 * width * width
+    assert ("set_num_threads(1)" in program.caller_source) == one_thread
+    assert blas.get_num_threads() == before

@@ -80,6 +80,7 @@ class Lowering:
         self.counts: dict[str, int] = {}
         self.kept: dict[int, dict] = {}
         self.where: dict[str, tuple] = {}  # buffer name -> (offset in work, shape)
+        self.largest_matmul = 0  # multiply-adds of the step's largest matrix product
         self.checks: list[str] = []  # messages of the value checks (status codes 1, 2, ...)
 
     def name(self, hint: str) -> str:
@@ -97,6 +98,10 @@ class Lowering:
         self.where[v.name] = (self.work, v.shape)
         self.work += n
         return v
+
+    def matmul(self, multiply_adds: int) -> None:
+        """Note a matrix product of the step (the BLAS thread count is chosen from them)."""
+        self.largest_matmul = max(self.largest_matmul, multiply_adds)
 
     def scalar(self, hint: str) -> Val:
         return Val(self.name(hint), (), self.dtype)
@@ -394,6 +399,29 @@ def _kernels_digest() -> str:
     return hashlib.sha256(src + numba.__version__.encode()).hexdigest()
 
 
+#: Below this many multiply-adds in its largest matrix product, a native step runs its BLAS
+#: calls on one thread. Measured at 1 and 2 threads on the benchmark's CPU (2 cores, shared):
+#: (b), 1.9M, ran 5,062 steps/s on one thread and 2,661 on two; (c), 134M, 42 and 34-46.
+ONE_THREAD_BELOW = 1 << 24
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_blas():
+    """threadpoolctl's controller of the BLAS numba's np.dot calls (SciPy's OpenBLAS, loaded by
+    then), or None when it cannot be told apart."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads it)
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    libs = [
+        c
+        for c in ThreadpoolController().lib_controllers
+        if "scipy.libs" in c.filepath or "scipy/.libs" in c.filepath
+    ]
+    return libs[0] if len(libs) == 1 else None
+
+
 class NativeProgram:
     """The compiled native step and what it needs around each call.
 
@@ -407,6 +435,7 @@ class NativeProgram:
         self.results, self.before, self.after = results, before, after
         self.dtype = L.dtype
         self.checks = L.checks
+        self.largest_matmul = L.largest_matmul
         self.where = L.where
         self.work = np.zeros(L.work, L.dtype)
         self.status = np.zeros(3, np.int64)  # a failed check: its values, then its number
@@ -527,7 +556,16 @@ class NativeProgram:
             call += [f"F{j}.state[{k!r}]" for k in g.update[1]]
             call.append(f"Q{j}()")
         call += ["work", "status"]
-        lines.append(f"r = fn({', '.join(call)})")
+        blas = _numba_blas() if 0 < self.largest_matmul < ONE_THREAD_BELOW else None
+        if blas is None:
+            lines.append(f"r = fn({', '.join(call)})")
+        else:  # small products: one BLAS thread for this call, the user's setting after it
+            ns["blas"] = blas
+            lines.append(
+                f"n_threads = blas.get_num_threads()\n    blas.set_num_threads(1)\n    try:\n"
+                f"        r = fn({', '.join(call)})\n    finally:\n"
+                "        blas.set_num_threads(n_threads)"
+            )
         lines.append("if status[2]:\n        fail()")
         lines += grads
         for k, (func, a, kw) in enumerate(self.after):
@@ -545,6 +583,7 @@ class NativeProgram:
                 values.append(f"work[{offset}:{offset + v.size}].reshape({shape!r}).copy()")
         lines.append(f"return ({''.join(x + ', ' for x in values)})")
         src = "def call(args, kwargs):\n    " + "\n    ".join(lines) + "\n"
+        self.caller_source = src
         exec(compile(src, "<gradstep native call>", "exec"), ns)
         return ns["call"]
 
