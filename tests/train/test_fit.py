@@ -213,3 +213,41 @@ def test_a_loss_computing_with_numpy_on_data_falls_back_to_eager_in_fit():
     for k in eager:
         assert eager[k].tobytes() == fast[k].tobytes()
     assert trainer._forward_backward.replays == 0
+
+
+def _native_fit_run(compile_mode, poison_row=None):
+    gs.manual_seed(5)
+    X, Y = regression_data(n=203)
+    if poison_row is not None:
+        X = X.copy()
+        X[poison_row] = np.nan
+    with gs.default_dtype(np.float64):
+        model = nn.Sequential(nn.Linear(1, 16), nn.Sigmoid(), nn.Linear(16, 1))
+        data = gs.data.TensorDataset(X, Y)
+    opt = optim.Adam(model.parameters(), lr=0.02)
+    trainer = Trainer(model, nn.MSELoss(), opt, verbose=0, compile=compile_mode)
+    history = trainer.fit(DataLoader(data, 16), DataLoader(data, 64), epochs=4)
+    return model.state_dict(), history, trainer
+
+
+def test_native_fit_equals_eager_to_rounding_with_the_update_after_the_check():
+    params_eager, hist_eager, _ = _native_fit_run(False)
+    params_native, hist_native, trainer = _native_fit_run("native")
+    step = trainer._forward_backward
+    assert step.backend == "native" and step.traces == 2 and step.replays == 4 * 13 - 2
+    assert all(p.native is not None for ps in step._programs.values() for p in ps)
+    for k in params_eager:
+        np.testing.assert_allclose(params_native[k], params_eager[k], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(hist_native.history["loss"], hist_eager.history["loss"], rtol=1e-12)
+    # a short run with compile=True stays on the bit-identical replay
+    _, _, short = _native_fit_run(True)
+    assert short._forward_backward.backend == "replay"
+
+
+def test_native_fit_stops_at_a_nan_loss_before_the_update():
+    eager, hist_e, _ = _native_fit_run(False, poison_row=40)  # batch 3 of epoch 1
+    native, hist_n, trainer = _native_fit_run("native", poison_row=40)
+    assert hist_n.stop_reason == hist_e.stop_reason and "epoch 1, batch 3" in hist_n.stop_reason
+    for k in eager:
+        assert np.all(np.isfinite(native[k]))
+        np.testing.assert_allclose(native[k], eager[k], rtol=1e-12, atol=1e-15)

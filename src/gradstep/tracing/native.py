@@ -269,13 +269,16 @@ class _Lowerer:
         elif target in self.opts and func.__name__ == "step":
             if not self.backward_done:
                 raise NotLowerableError("optimizer.step() before backward()")
+            if self.after:
+                what = getattr(self.after[0][0], "__qualname__", "a call")
+                raise NotLowerableError(f"{what}() between backward() and step()")
             for g in self.groups:
                 if g.opt is target:
                     _lower_update(self.L, g)
             self.stepped.add(id(target))
         elif not self.seen_op:
             self.before.append((func, args, kwargs))
-        elif self.backward_done and len(self.stepped) == len(self.opts):
+        elif self.backward_done:  # after the update (or after backward, with no update)
             self.after.append((func, args, kwargs))
         else:
             what = getattr(func, "__qualname__", repr(func))
@@ -288,8 +291,8 @@ class _Lowerer:
         self.backward_done = True
 
     def finish(self, returned: list) -> list:
-        if len(self.stepped) != len(self.opts) or not self.backward_done:
-            raise NotLowerableError("a step without backward() and optimizer.step()")
+        if not self.backward_done:
+            raise NotLowerableError("a step without backward()")
         if any(id(p) not in self.written for g in self.groups for p in g.flat.params):
             raise NotLowerableError("a parameter of the optimizer that gets no gradient")
         if any(e not in self.vals for e in returned):
@@ -440,6 +443,7 @@ class NativeProgram:
         self.work = np.zeros(L.work, L.dtype)
         self.status = np.zeros(3, np.int64)  # a failed check: its values, then its number
         self.leaves = [(p, h) for g in groups for p, _, h in g.flat.slots]
+        self.params = [p for p, _ in self.leaves]
         self.source = self._source(L, head)
         self.compile_seconds = 0.0
         self.cached = False
@@ -451,8 +455,9 @@ class NativeProgram:
         args += [f"c{k}" for k in range(len(self.consts))]
         for g in self.groups:
             args += [g.data, g.grad]
-            args += [f"S{g.index}_{k}" for k in range(len(g.update[1]))]
-            args.append(f"Q{g.index}")
+            if g.update is not None:  # stepped inside (a forward+backward step is not)
+                args += [f"S{g.index}_{k}" for k in range(len(g.update[1]))]
+                args.append(f"Q{g.index}")
         args += ["work", "status"]
         scalars = [v for v in self.results if v.ndim == 0]
         if len(scalars) == 1:  # the common case (the loss): a float, not a tuple
@@ -513,9 +518,10 @@ class NativeProgram:
             flat = g.flat
             if any(p.data is not v for p, v, _ in flat.slots):
                 flat.link()  # p.data = array was assigned: copied into the buffer again
-            _, keys, scalars = g.update
-            q = scalars(dry=dry)
-            out += [flat.data, flat.grad, *[flat.state[k] for k in keys], q]
+            out += [flat.data, flat.grad]
+            if g.update is not None:
+                _, keys, scalars = g.update
+                out += [*[flat.state[k] for k in keys], scalars(dry=dry)]
         return out + [self.work, self.status]
 
     def _caller(self, kw_names: list):
@@ -545,7 +551,7 @@ class NativeProgram:
         grads = []
         for g in self.groups:
             j = g.index
-            ns[f"F{j}"], ns[f"Q{j}"] = g.flat, g.update[2]
+            ns[f"F{j}"] = g.flat
             moved = []
             for k, (p, v, h) in enumerate(g.flat.slots):
                 ns[f"P{j}_{k}"], ns[f"V{j}_{k}"], ns[f"H{j}_{k}"] = p, v, h
@@ -553,8 +559,10 @@ class NativeProgram:
                 grads.append(f"P{j}_{k}._grad = H{j}_{k}")
             lines.append(f"if {' or '.join(moved)}:\n        F{j}.link()")
             call += [f"F{j}.data", f"F{j}.grad"]
-            call += [f"F{j}.state[{k!r}]" for k in g.update[1]]
-            call.append(f"Q{j}()")
+            if g.update is not None:
+                ns[f"Q{j}"] = g.update[2]
+                call += [f"F{j}.state[{k!r}]" for k in g.update[1]]
+                call.append(f"Q{j}()")
         call += ["work", "status"]
         blas = _numba_blas() if 0 < self.largest_matmul < ONE_THREAD_BELOW else None
         if blas is None:
