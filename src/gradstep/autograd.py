@@ -201,7 +201,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 f"backward(grad): the gradient has shape {grad.shape}, the output {root.shape}"
             )
         grad = np.array(grad, dtype=root.dtype)  # a copy: the user's array is never adopted
-    # A trace (gradstep.compile) gets every decision below as a list of plain records.
+    # A trace (gradstep.compile) gets every decision below as named records (tracing.ir).
     rec = None if _tracer is None else _tracer.record_backward(root, given)
     if root._node is None:
         _accumulate_leaf(root, grad, None)  # a trace refuses this case in record_backward
@@ -223,7 +223,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         if not tupled:
             in_grads = (in_grads,)
         if rec is not None:
-            rec.append(("node", t, node, tupled, retain_graph))
+            rec.node(t, node, tupled, retain_graph)
         if anomaly:
             _check_finite(node, in_grads)
         pos = -1
@@ -261,7 +261,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                     pending[key] = (inp, waiting[1] + ig)
                     kind = "add"
             if rec is not None:
-                rec.append((kind, inp, None, pos, reshaped))
+                rec.grad(kind, inp, pos, reshaped)
         if not retain_graph:
             node.__dict__.clear()  # drop saved arrays now, as PyTorch does; inputs -> None
 

@@ -8,7 +8,10 @@ use and saved arrays dropped after their node, so a replay holds no more memory 
 
 from __future__ import annotations
 
+import re
+
 from gradstep.autograd import Scratch
+from gradstep.tracing.ir import Backward, GradStep, NodeStep, Op, Stmt
 from gradstep.tracing.recorder import Tracer
 
 #: Ops whose output is smaller than this allocate as in eager execution. Measured on the
@@ -30,30 +33,28 @@ def _scratches(tracer: Tracer, escaping: set) -> dict:
     """
     deny: dict = {}
     homes: dict = {}
-    for i, fn in tracer.op_lines.items():
-        if type(fn).uses_scratch:
-            deny[id(fn)] = {"out"} if tracer.lines[i][2] in escaping else set()
-            homes[id(fn)] = {}
+    ops = [st for st in tracer.lines if isinstance(st, Op)]
+    for st in ops:
+        if type(st.fn).uses_scratch:
+            deny[id(st.fn)] = {"out"} if st.writes in escaping else set()
+            homes[id(st.fn)] = {}
     for entry in tracer.lines:
-        if entry[0] != "backward":
+        if not isinstance(entry, Backward):
             continue
-        groups: list = []  # [node, its leaf records]
-        for r in entry[3]:
-            if r[0] == "node":
-                groups.append((r[2], []))
-            elif r[0] == "leaf":
-                groups[-1][1].append(r)
-        for node, records in groups:
+        for node_step, grad_steps in entry.groups():
+            node = node_step.fn
             if id(node) not in deny:
                 continue
-            leaves = [r[1] for r in records]
-            for _, t, _, pos, reshaped in records:
+            records = [g for g in grad_steps if g.kind == "leaf"]
+            leaves = [g.tensor for g in records]
+            for g in records:
+                t, pos = g.tensor, g.pos
                 deny[id(node)].add(f"g{pos}")
                 home = getattr(t, "_home", None)
                 if (
                     home is not None
-                    and tracer.leaf.get(id(t), "").startswith("K")  # not an argument
-                    and not reshaped
+                    and id(t) not in tracer.arguments
+                    and not g.reshaped
                     and home.shape == t.data.shape
                     and home.dtype == t.data.dtype
                     and sum(leaf is t for leaf in leaves) == 1
@@ -61,74 +62,72 @@ def _scratches(tracer: Tracer, escaping: set) -> dict:
                     homes[id(node)][f"g{pos}"] = (t, home)
                     tracer.homed.add((id(node), pos))
     out = {}
-    for fn in tracer.op_lines.values():
+    for st in ops:
+        fn = st.fn
         if id(fn) in deny:
-            keep = tracer.op_bytes[id(fn)] >= SCRATCH_MIN_BYTES
+            keep = st.out_bytes >= SCRATCH_MIN_BYTES
             if keep or homes[id(fn)]:
                 out[id(fn)] = Scratch(deny[id(fn)], homes[id(fn)], keep)
     return out
 
 
-def _backward_lines(tracer: Tracer, root_expr: str, seed: str, rec: list) -> list:
+def _backward_lines(tracer: Tracer, bw: Backward, saved: dict) -> list:
     """Statements for one recorded backward pass (same order as the eager one)."""
     out: list = []
-    out.append((f"g{root_expr} = {seed}", root_expr, None))
-    upstream = f"g{root_expr}"
+    upstream = f"g_{bw.root}"
+    out.append(Stmt(f"{upstream} = {bw.seed}", bw.root))
     after: list = []
     result = "r"
     tupled = False
     current = None
-    for kind, t, node, a, b in rec:
-        if kind == "node":
+    for step in bw.steps:
+        if isinstance(step, NodeStep):
+            t, node = step.tensor, step.fn
             current = node
             out.extend(after)
-            tupled, retain = a, b
+            tupled = step.tupled
             if id(t) not in tracer.expr:
                 tracer.fail("backward() through ops that ran before the step")
                 return out
-            g = upstream = f"g{tracer.expr[id(t)]}"
-            result = tracer.name("r")
-            back = tracer.constant(node.backward)
-            out.append((f"{result} = {back}({g})", "", None))
-            after = [(f"del {g}", "", None)]
-            if not retain and _worth_clearing(tracer, node):  # free saved arrays, as eager does
-                after.append((_clear(tracer, node), "", None))
+            g = upstream = f"g_{tracer.expr[id(t)]}"
+            result = tracer.name(f"{tracer.expr[id(t)]}_grads")
+            back = tracer.constant(node.backward, f"{tracer.expr[id(t)]}_backward")
+            out.append(Stmt(f"{result} = {back}({g})"))
+            after = [Stmt(f"del {g}")]
+            if not step.retain and saved.get(id(node), 0) >= SCRATCH_MIN_BYTES:
+                after.append(Stmt(_clear(tracer, node)))  # free saved arrays, as eager does
             continue
-        x = f"{result}[{a}]" if tupled else result
-        if b:
-            x = f"_unbroadcast({x}, {tracer.constant(t.data.shape)})"
-        if kind == "leaf":
+        assert isinstance(step, GradStep)
+        t = step.tensor
+        x = f"{result}[{step.pos}]" if tupled else result
+        if step.reshaped:
+            x = f"_unbroadcast({x}, {tracer.constant(t.data.shape, 'shape')})"
+        if step.kind == "leaf":
             target = tracer.leaf.get(id(t))
             if target is None:
                 tracer.fail("a tensor created inside the step requires grad")
                 target = "None"
             tracer.accumulated.add(target)
-            acc = "_acch" if (id(current), a) in tracer.homed else "_acc"
-            out.append((f"{acc}({target}, {x}, {upstream})", "", None))
+            acc = "_acch" if (id(current), step.pos) in tracer.homed else "_acc"
+            out.append(Stmt(f"{acc}({target}, {x}, {upstream})"))
         else:
-            g = f"g{tracer.expr[id(t)]}"
-            if kind == "first":
-                out.append((f"{g} = {x}", "", None))
+            g = f"g_{tracer.expr[id(t)]}"
+            if step.kind == "first":
+                out.append(Stmt(f"{g} = {x}"))
             else:
-                out.append((f"{g} = {g} + {x}", "", None))
+                out.append(Stmt(f"{g} = {g} + {x}"))
     out.extend(after)
     return out
-
-
-def _worth_clearing(tracer: Tracer, fn) -> bool:
-    """Whether dropping what ``fn`` saved frees enough to pay for the statement: small saved
-    arrays are simply replaced by the next replay (measured: 0.1 us a node at (a))."""
-    return tracer.saved_bytes[id(fn)] >= SCRATCH_MIN_BYTES
 
 
 def _clear(tracer: Tracer, fn) -> str:
     """A statement dropping what ``fn`` saved for backward, keeping needs_input_grad and the
     scratch arrays (which are what a replay reuses)."""
-    d = tracer.constant(fn.__dict__)
+    d = tracer.constant(fn.__dict__, "saved")
     keep = {"needs_input_grad": fn.needs_input_grad}
     if "scratch" in fn.__dict__:
         keep["scratch"] = fn.scratch
-    return f"{d}.clear(); {d}.update({tracer.constant(keep)})"
+    return f"{d}.clear(); {d}.update({tracer.constant(keep, 'kept')})"
 
 
 def replay_source(
@@ -139,25 +138,32 @@ def replay_source(
     ``escaping`` names the values whose memory outlives a replay (returned, or views of them):
     they never live in scratch arrays.
     """
-    backed = {id(r[2]) for e in tracer.lines if e[0] == "backward" for r in e[3] if r[2]}
+    backwards = [e for e in tracer.lines if isinstance(e, Backward)]
+    backed = {id(st.fn) for bw in backwards for st in bw.steps if isinstance(st, NodeStep)}
+    # small saved arrays are simply replaced by the next replay (measured: clearing them cost
+    # 0.1 us a node at (a)); large ones are dropped where eager execution drops them
+    saved = {id(st.fn): st.saved_bytes for st in tracer.lines if isinstance(st, Op)}
     scratches = _scratches(tracer, escaping | tracer.names_sharing(tracer.assigned))
-    for fn in tracer.op_lines.values():
-        if id(fn) in scratches:
-            fn.scratch = scratches[id(fn)]
-    lines = []
-    for i, entry in enumerate(tracer.lines):
-        if entry[0] == "backward":
-            lines.extend(_backward_lines(tracer, *entry[1:]))
+    for st in tracer.lines:
+        if isinstance(st, Op) and id(st.fn) in scratches:
+            st.fn.scratch = scratches[id(st.fn)]
+    lines: list = []
+    for entry in tracer.lines:
+        if isinstance(entry, Backward):
+            lines.extend(_backward_lines(tracer, entry, saved))
             continue
         lines.append(entry)
-        fn = tracer.op_lines.get(i)
-        if fn is not None and id(fn) not in backed and _worth_clearing(tracer, fn):
-            # no backward uses what this op saved: drop it now, as eager garbage would be
-            lines.append((_clear(tracer, fn), "", None))
+        if (
+            isinstance(entry, Op)
+            and id(entry.fn) not in backed
+            and entry.saved_bytes >= SCRATCH_MIN_BYTES
+        ):  # no backward uses what this op saved: drop it now, as eager garbage would be
+            lines.append(Stmt(_clear(tracer, entry.fn)))
     returned_names = set(returned)
     last_read: dict[str, int] = {}
-    for i, (_, reads, _) in enumerate(lines):
-        for tok in names(reads):
+    known = tracer.values | {f"a{i}" for i in range(len(input_kinds))}
+    for i, st in enumerate(lines):
+        for tok in names(st.reads, known):
             last_read[tok] = i
     body = [f"x{n_inputs + j} = kw[{k!r}]" for j, k in enumerate(kw_names)]
     for i, kind in enumerate(input_kinds):
@@ -167,9 +173,10 @@ def replay_source(
             body.append(f"a{i} = x{i}")
     frees: dict[int, list] = {}
     for name, i in last_read.items():
-        if name.startswith("v") and name not in returned_names:
+        if name in tracer.values and name not in returned_names:
             frees.setdefault(i, []).append(name)
-    for i, (code, _, writes) in enumerate(lines):
+    for i, st in enumerate(lines):
+        code, writes = st.code, st.writes
         if writes is not None and writes not in last_read and writes not in returned_names:
             code = code.split(" = ", 1)[1]  # computed for its side effects only
         body.append(code)
@@ -181,13 +188,7 @@ def replay_source(
     return src
 
 
-def names(reads: str) -> list:
-    """Variable names (v12, a0) inside a space-joined list of expressions."""
-    out = []
-    for ch in "()[],":
-        reads = reads.replace(ch, " ")
-    for part in reads.split():
-        part = part.split("=")[-1].split(".")[0].split("[")[0]
-        if part[:1] in ("v", "a") and part[1:].isdigit():
-            out.append(part)
-    return out
+def names(reads: str, known: set) -> list:
+    """The names of ``known`` (the replay's values, its arguments' arrays) that the
+    space-joined expressions ``reads`` use."""
+    return [tok for tok in re.findall(r"[A-Za-z_]\w*", reads) if tok in known]

@@ -38,6 +38,7 @@ import time
 import numpy as np
 
 from gradstep.tensor import Tensor
+from gradstep.tracing.ir import Backward, Call, Op
 
 
 class NotLowerableError(Exception):
@@ -149,9 +150,10 @@ def _find_optimizers(tracer) -> list:
     from gradstep.optim.optimizer import Optimizer
 
     opts = []
-    for _, args, _ in tracer.call_args.values():
-        if args and isinstance(args[0], Optimizer) and all(o is not args[0] for o in opts):
-            opts.append(args[0])
+    for st in tracer.lines:
+        target = st.args[0] if isinstance(st, Call) and st.args else None
+        if isinstance(target, Optimizer) and all(o is not target for o in opts):
+            opts.append(target)
     return opts
 
 
@@ -161,15 +163,15 @@ def lower(tracer, kinds: list, kw_names: list, returned: list, name: str) -> Nat
     if tracer.problem is not None:
         raise NotLowerableError(tracer.problem)
     low = _Lowerer(tracer)
-    for i, entry in enumerate(tracer.lines):
-        if entry[0] == "backward":
+    for entry in tracer.lines:
+        if isinstance(entry, Backward):
             low.backward(entry)
-        elif i in tracer.op_lines:
-            low.op(tracer.op_lines[i], tracer.op_args[i], entry[2])
-        elif i in tracer.call_args:
-            low.call(*tracer.call_args[i])
+        elif isinstance(entry, Op):
+            low.op(entry)
+        elif isinstance(entry, Call):
+            low.call(entry.func, entry.args, entry.kwargs)
         else:
-            raise NotLowerableError(f"a statement with no native form ({entry[0][:40]})")
+            raise NotLowerableError(f"a statement with no native form ({entry.code[:40]})")
     results = low.finish(returned)
     return NativeProgram(
         low.L,
@@ -250,14 +252,15 @@ class _Lowerer:
             self.vals[key] = v
         return self.vals[key]
 
-    def op(self, fn, recorded, out_name: str) -> None:
+    def op(self, st: Op) -> None:
+        name = type(st.fn).__name__
         if self.backward_done:
-            raise NotLowerableError(f"an op ({type(fn).__name__}) after backward()")
-        lower_fn = getattr(fn, "lower", None)
+            raise NotLowerableError(f"an op ({name}) after backward()")
+        lower_fn = getattr(st.fn, "lower", None)
         if lower_fn is None:
-            raise NotLowerableError(f"op {type(fn).__name__} has no native kernel")
-        args, params, _ = recorded
-        self.vals[out_name] = lower_fn(self.L, *[self.operand(a) for a in args], **params)
+            raise NotLowerableError(f"op {name} has no native kernel")
+        args = [self.operand(a) for a in st.args]
+        self.vals[st.writes] = lower_fn(self.L, *args, **st.params)
         self.seen_op = True
 
     def call(self, func, args, kwargs) -> None:
@@ -305,7 +308,7 @@ def _lower_backward(low: _Lowerer, entry) -> None:
     a parameter's into its home in the flat gradient buffer, any other's into the work
     buffer; a second contribution goes to a temporary and is added."""
     L, tracer, vals = low.L, low.tracer, low.vals
-    _, root_expr, seed, rec = entry
+    root_expr, seed = entry.root, entry.seed
     root = vals.get(root_expr)
     if root is None or root.ndim != 0 or seed.startswith("_array("):
         raise NotLowerableError("backward() of a non-scalar or with a given gradient")
@@ -313,13 +316,11 @@ def _lower_backward(low: _Lowerer, entry) -> None:
     L.emit(f"{g_root} = _T(1)")
     grads = {root_expr: g_root}
     pending: list = []  # (node, its output's expression, its input records)
-    for kind, t, node, a, b in rec:
-        if kind == "node":
-            pending.append((node, tracer.expr.get(id(t)), []))
-        elif b:
+    for node_step, grad_steps in entry.groups():
+        if any(g.reshaped for g in grad_steps):
             raise NotLowerableError("a gradient summed over a broadcast dimension")
-        else:
-            pending[-1][2].append((kind, t, a))
+        records = [(g.kind, g.tensor, g.pos) for g in grad_steps]
+        pending.append((node_step.fn, tracer.expr.get(id(node_step.tensor)), records))
     for node, e_out, records in pending:
         g = grads.get(e_out)
         if g is None:

@@ -1,19 +1,23 @@
 """The tracer: while a step runs eagerly once, it records every array call as a statement.
 
-The engine calls its ``record_*`` hooks (see ``autograd._tracer``); each value gets the name of
-a local variable of the replay function, or becomes a named constant. :mod:`.codegen` turns the
-records into source.
+The engine calls its ``record_*`` hooks (see ``autograd._tracer``); each call becomes a record
+of :mod:`.ir`, and each value the name of a local variable of the replay function (named after
+the op that made it: ``linear1``) or of a constant (named after what it is: ``p_0_weight``,
+``linear1_forward``, ``sgd_step``). :mod:`.codegen` and :mod:`.native` lower the records.
 """
 
 from __future__ import annotations
 
 import functools
+import keyword
+import re
 from collections.abc import Iterator
 
 import numpy as np
 
 from gradstep import autograd
 from gradstep.tensor import Tensor
+from gradstep.tracing.ir import Backward, Call, Op, Stmt
 
 
 class Tracer:
@@ -24,7 +28,7 @@ class Tracer:
         self.keep: list = []  # every object seen: their ids stay unique during the trace
         self.expr: dict[int, str] = {}  # id(object) -> expression of its array in the replay
         self.leaf: dict[int, str] = {}  # id(tensor) -> expression of the tensor object itself
-        self.lines: list = []  # (code, names read, name written) or a pending backward
+        self.lines: list = []  # the trace: ir records (Stmt, Op, Call, Backward) in order
         self.namespace: dict = {
             "_asarray": np.asarray,
             "_ones_like": np.ones_like,
@@ -35,26 +39,48 @@ class Tracer:
         }
         self.modules: dict[int, object] = {}
         self.functions: list = []  # (Function instance, needs_input_grad) to restore afterwards
-        self.op_lines: dict = {}  # index in self.lines -> the Function instance it calls
-        self.op_args: dict = {}  # index in self.lines -> (the op's arguments, its params)
-        self.call_args: dict = {}  # index in self.lines -> (func, args, kwargs) of a call
-        self.op_bytes: dict = {}  # id(Function instance) -> bytes of its output
-        self.saved_bytes: dict = {}  # id(Function instance) -> bytes of what it saved
+        self.arguments: set = set()  # ids of the step's tensor arguments
+        self.values: set = set()  # names of the replay's local values (not constants)
         self.accumulated: set = set()  # names of the leaf tensors the backward fills
         self.assigned: list = []  # arrays the step assigns as a .grad (they escape it)
         self.homed: set = set()  # (id(op), input position) whose gradient goes to its home
+        self._used: dict[str, int] = {}  # name hint -> how many names were made from it
+        self._param_names: dict | None = None
         self.problem: str | None = None
-        self._n = 0
 
     # --- names ----------------------------------------------------------------------------------
-    def name(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}{self._n}"
+    def name(self, hint: str) -> str:
+        """A fresh identifier made from ``hint``: ``linear`` -> ``linear1``, ``linear2``; a
+        hint ending in a digit or an underscore part (``p_0_weight``) is kept as it is the
+        first time."""
+        hint = re.sub(r"\W", "_", hint).strip("_").lower() or "value"
+        if hint[0].isdigit() or keyword.iskeyword(hint):
+            hint = f"v_{hint}"
+        n = self._used[hint] = self._used.get(hint, 0) + 1
+        plain = hint[-1].isdigit() or "_" in hint
+        if plain:
+            return hint if n == 1 else f"{hint}_{n}"
+        return f"{hint}{n}"
 
-    def constant(self, value) -> str:
-        name = self.name("K")
+    def constant(self, value, hint: str = "k") -> str:
+        name = self.name(hint)
         self.namespace[name] = value
         return name
+
+    def value(self, hint: str) -> str:
+        """A name for a local value of the replay."""
+        name = self.name(hint)
+        self.values.add(name)
+        return name
+
+    def param_name(self, t) -> str:
+        """``p_<dotted name>`` of a parameter of a module the step called, else ``tensor``."""
+        if self._param_names is None or id(t) not in self._param_names:
+            self._param_names = {}
+            for m in self.modules.values():  # the outermost module is recorded first
+                for n, p in m.named_parameters():
+                    self._param_names.setdefault(id(p), f"p_{n}")
+        return self._param_names.get(id(t), "tensor")
 
     def register(self, obj, expr: str) -> None:
         self.keep.append(obj)
@@ -69,7 +95,7 @@ class Tracer:
         if e is not None:
             return e
         if isinstance(obj, Tensor):  # made before the step: a parameter or a fixed tensor
-            name = self.constant(obj)
+            name = self.constant(obj, self.param_name(obj))
             self.leaf[id(obj)] = name
             self.register(obj, f"{name}.data")
             return f"{name}.data"
@@ -97,7 +123,7 @@ class Tracer:
         return out
 
     def emit(self, code: str, reads: str = "", writes: str | None = None) -> None:
-        self.lines.append((code, reads, writes))
+        self.lines.append(Stmt(code, reads, writes))
 
     def fail(self, reason: str) -> None:
         if self.problem is None:
@@ -108,18 +134,26 @@ class Tracer:
         if self.depth:
             return
         self.functions.append((fn, fn.needs_input_grad))
+        out = self.value(type(fn).__name__)
         operands = [self.operand(a) for a in args]
-        operands += [f"{k}={self.constant(v)}" for k, v in params.items()]
-        call = f"{self.constant(fn.forward)}({', '.join(operands)})"
+        operands += [f"{k}={self.constant(v, f'{out}_{k}')}" for k, v in params.items()]
+        call = f"{self.constant(fn.forward, f'{out}_forward')}({', '.join(operands)})"
         if generic:
             call = f"_asarray({call})"
-        out = self.name("v")
         self.register(result, out)
-        self.emit(f"{out} = {call}", " ".join(operands), out)
-        self.op_lines[len(self.lines) - 1] = fn
-        self.op_args[len(self.lines) - 1] = (tuple(args), dict(params), result)
-        self.op_bytes[id(fn)] = result.data.nbytes
-        self.saved_bytes[id(fn)] = sum(getattr(v, "nbytes", 0) for v in vars(fn).values())
+        saved = sum(getattr(v, "nbytes", 0) for v in vars(fn).values())
+        self.lines.append(
+            Op(
+                f"{out} = {call}",
+                " ".join(operands),
+                out,
+                fn,
+                tuple(args),
+                dict(params),
+                result.data.nbytes,
+                saved,
+            )
+        )
 
     def record_derived(self, f, *operands_and_result) -> None:
         """``result = f(*operands)`` computed outside the graph (conversions, comparisons)."""
@@ -130,9 +164,10 @@ class Tracer:
         if all(r is None for r in refs):
             return  # made from constants only: it is a constant too
         ops = [r if r is not None else self.constant(o) for r, o in zip(refs, operands)]
-        out = self.name("v")
+        hint = getattr(f, "__name__", type(f).__name__)
+        out = self.value(hint)
         self.register(result, out)
-        self.emit(f"{out} = {self.constant(f)}({', '.join(ops)})", " ".join(ops), out)
+        self.emit(f"{out} = {self.constant(f, hint)}({', '.join(ops)})", " ".join(ops), out)
 
     def record_host_read(self, t, what: str) -> None:
         if self.depth:
@@ -168,9 +203,10 @@ class Tracer:
         # Iterators (model.parameters()) would be exhausted after one replay: keep a list.
         args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
         kwargs = {k: list(v) if isinstance(v, Iterator) else v for k, v in kwargs.items()}
-        name = self.constant(functools.partial(func, *args, **kwargs))
-        self.emit(f"{name}()")
-        self.call_args[len(self.lines) - 1] = (func, args, kwargs)
+        owner = type(args[0]).__name__ if args and hasattr(args[0], func.__name__) else ""
+        hint = f"{owner}_{func.__name__}" if owner else func.__name__
+        name = self.constant(functools.partial(func, *args, **kwargs), hint)
+        self.lines.append(Call(f"{name}()", "", None, func, args, kwargs))
         self.depth += 1
         try:
             return func(*args, **kwargs)
@@ -183,11 +219,12 @@ class Tracer:
         root_expr = self.expr.get(id(root))
         if root_expr is None or root._node is None:
             self.fail("backward() from a tensor that the step did not compute")
-            return []
+            return Backward("", "")  # filled, never used
         if given is None:  # a fresh copy (a leaf may adopt it) of ones made once: faster
-            seed = f"{self.constant(np.ones_like(root.data))}.copy()"
+            seed = f"{self.constant(np.ones_like(root.data), 'ones')}.copy()"
         else:
-            seed = f"_array({self.operand(given)}, dtype={self.constant(root.dtype)})"
-        rec: list = []
-        self.lines.append(("backward", root_expr, seed, rec))
+            dtype = self.constant(root.dtype, "dtype")
+            seed = f"_array({self.operand(given)}, dtype={dtype})"
+        rec = Backward(root_expr, seed)
+        self.lines.append(rec)
         return rec

@@ -12,6 +12,7 @@ import numpy as np
 from gradstep import autograd
 from gradstep.tensor import Tensor
 from gradstep.tracing.codegen import names, replay_source
+from gradstep.tracing.ir import Backward, Stmt
 from gradstep.tracing.recorder import Tracer
 
 BACKENDS = ("replay", "native", "auto")
@@ -215,6 +216,7 @@ class CompiledStep:
                 kinds.append("tensor")
                 tracer.register(obj, f"a{i}")
                 tracer.leaf[id(obj)] = f"x{i}"
+                tracer.arguments.add(id(obj))
             elif isinstance(obj, np.ndarray):
                 kinds.append("array")
                 tracer.register(obj, f"a{i}")
@@ -265,8 +267,9 @@ class CompiledStep:
         )
         if tracer.problem is not None:
             raise _NotReplayableError(tracer.problem)
-        used = set(names(" ".join(entry[1] for entry in tracer.lines if entry[0] != "backward")))
-        used.update(e[1] for e in tracer.lines if e[0] == "backward")
+        args = {f"a{i}" for i in range(len(kinds))}
+        used = set(names(" ".join(e.reads for e in tracer.lines if isinstance(e, Stmt)), args))
+        used.update(e.root for e in tracer.lines if isinstance(e, Backward))
         for i, kind in enumerate(kinds):
             if kind is not None and f"a{i}" not in used:
                 raise _NotReplayableError(
@@ -329,7 +332,7 @@ def _result_builder(tracer: Tracer, result, returned: list):
     """A function turning the replay's returned arrays back into the step's return value."""
     if isinstance(result, Tensor):
         e = tracer.expr.get(id(result))
-        if e is None or not e.startswith("v"):
+        if e is None or e not in tracer.values:
             return lambda arrays, r=result: r  # a tensor the step did not compute
         returned.append((e, result.data))
         j = len(returned) - 1
