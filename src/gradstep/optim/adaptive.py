@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradstep.optim.optimizer import Optimizer, _check, as_dtype
+from gradstep.optim.optimizer import Optimizer, _check
 
 
 def _check_betas(betas):
@@ -40,11 +40,8 @@ class Adam(Optimizer):
         super()._validate(group)
         _check_betas(group["betas"])
 
-    def _context(self, group):
-        return {"group": group}  # per (dtype, step): the step's scalars as 0-d arrays
-
-    def _step_one(self, p, g, state, ctx):
-        group = ctx["group"]
+    def _update(self, p, g, state, group):
+        """One step of Adam on ``p`` through one work array (scalars as 0-d arrays)."""
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(p)
@@ -52,17 +49,28 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(p)
         state["step"] += 1
-        t = state["step"]
         lr, weight_decay = group["lr"], group["weight_decay"]
-        c = ctx.get((p.dtype, t))
-        if c is None:
-            c = ctx[(p.dtype, t)] = as_dtype(p, *self._scalars(group, t))
+        omb1, beta2, omb2, bc2, eps, step_size = self._consts(
+            p, *self._scalars(group, state["step"])
+        )
         if weight_decay:
             if self.decoupled:
                 p *= 1 - lr * weight_decay
             else:
                 g = g + weight_decay * p
-        self._update(p, g, state, *c)
+        w = self._work_like(p)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += np.multiply(np.subtract(g, m, out=w), omb1, out=w)
+        v *= beta2
+        v += np.multiply(np.multiply(g, omb2, out=w), g, out=w)
+        if "max_exp_avg_sq" in state:
+            mx = state["max_exp_avg_sq"]
+            np.maximum(mx, v, out=mx)
+            v = mx
+        denom = np.sqrt(v, out=w)
+        denom /= bc2
+        denom += eps
+        p -= np.multiply(np.divide(m, denom, out=w), step_size, out=w)
 
     @staticmethod
     def _scalars(group, t: int) -> tuple:
@@ -92,22 +100,6 @@ class Adam(Optimizer):
             return (*self._scalars(group, t), coupled, decay, float(group["amsgrad"]))
 
         return "adam", tuple(keys), scalars  # without amsgrad, v stands in for its max
-
-    def _update(self, p, g, state, one_minus_beta1, beta2, one_minus_beta2, bc2, eps, step_size):
-        """One parameter's update, in place through one work array (scalars as 0-d arrays)."""
-        w = self._work_like(p)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += np.multiply(np.subtract(g, m, out=w), one_minus_beta1, out=w)
-        v *= beta2
-        v += np.multiply(np.multiply(g, one_minus_beta2, out=w), g, out=w)
-        if "max_exp_avg_sq" in state:
-            mx = state["max_exp_avg_sq"]
-            np.maximum(mx, v, out=mx)
-            v = mx
-        denom = np.sqrt(v, out=w)
-        denom /= bc2
-        denom += eps
-        p -= np.multiply(np.divide(m, denom, out=w), step_size, out=w)
 
 
 class AdamW(Adam):
@@ -189,7 +181,13 @@ class RMSprop(Optimizer):
 
         return "rmsprop", tuple(keys), scalars
 
-    def _update(self, p, g, state, lr, alpha, eps, weight_decay, momentum, centered):
+    def _update(self, p, g, state, group):
+        lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+        weight_decay, momentum, centered = (
+            group["weight_decay"],
+            group["momentum"],
+            group["centered"],
+        )
         if not state:
             state["step"] = 0
             state["square_avg"] = np.zeros_like(p)
@@ -260,7 +258,9 @@ class Adagrad(Optimizer):
 
         return "adagrad", ("sum",), scalars
 
-    def _update(self, p, g, state, lr, lr_decay, weight_decay, initial_accumulator_value, eps):
+    def _update(self, p, g, state, group):
+        lr, lr_decay, weight_decay = group["lr"], group["lr_decay"], group["weight_decay"]
+        initial_accumulator_value, eps = group["initial_accumulator_value"], group["eps"]
         if not state:
             state["step"] = 0
             state["sum"] = np.full_like(p, initial_accumulator_value)

@@ -183,7 +183,7 @@ class Optimizer(abc.ABC):
         self.param_groups: list[dict] = []
         self.state: dict = {}
         self._work: dict = {}  # id(param) -> a work array like it; not state, never saved
-        self._consts: dict = {}  # hyperparameters as 0-d arrays, for optimizers that keep them
+        self._const_cache: dict = {}  # hyperparameters as 0-d arrays (see _consts)
         self._flat: list = []  # a FlatGroup (or None) for each param group
         for g in groups:
             self.add_param_group(g)
@@ -222,33 +222,41 @@ class Optimizer(abc.ABC):
 
     @replayable
     def step(self) -> None:
+        """One update of every parameter that has a gradient: each group's flat buffer at once
+        when it can be (:class:`FlatGroup`), else parameter by parameter; both call the
+        optimizer's one update rule, :meth:`_update`, and give the same bits."""
         for group, flat in zip(self.param_groups, self._flat):
             if flat is not None and flat.ready(self.state):
-                self._step_flat(group, flat)
-            else:
-                self._step_group(group)
+                self._update(flat.data, flat.grad, flat.state, group)
+                if flat.state:  # stateless rules (gradient descent) keep no entries
+                    flat.publish([self.state.setdefault(id(p), {}) for p in flat.params])
+                continue
+            for p in group["params"]:
+                if p._grad is not None:
+                    state = self.state.get(id(p))
+                    fresh = state is None
+                    state = {} if fresh else state
+                    self._update(p.data, p._grad, state, group)
+                    if fresh and state:  # as PyTorch: no entry for a rule that keeps none
+                        self.state[id(p)] = state
 
-    def _step_flat(self, group: dict, flat: FlatGroup) -> None:
-        """One update of the whole flat buffer (its state published back per parameter)."""
-        self._step_one(flat.data, flat.grad, flat.state, self._context(group))
-        if flat.state:  # stateless rules (gradient descent) keep no per-parameter entries
-            states = self.state
-            flat.publish([states.setdefault(id(p), {}) for p in flat.params])
+    @abc.abstractmethod
+    def _update(self, p, g, state: dict, group: dict) -> None:
+        """The update rule: change the array ``p`` (one parameter, or a group's flat buffer)
+        in place from its gradient ``g``, its ``state`` dict (filled on the first step) and
+        the ``group``'s hyperparameters. The one NumPy entry point of each optimizer;
+        :meth:`native_update` describes the same rule to a native step."""
 
-    def _step_group(self, group: dict) -> None:
-        """Update every parameter of ``group`` that has a gradient, one by one."""
-        ctx = self._context(group)
-        for p in group["params"]:
-            if p._grad is not None:
-                self._step_one(p.data, p._grad, self.state.setdefault(id(p), {}), ctx)
-
-    def _context(self, group: dict) -> dict:
-        """What one step of ``group`` passes to every ``_step_one`` (its hyperparameters)."""
-        return {k: group[k] for k in self.defaults}
-
-    def _step_one(self, p, g, state: dict, ctx: dict) -> None:
-        """Update the array ``p`` (a parameter or a flat buffer) from its gradient ``g``."""
-        self._update(p, g, state, **ctx)
+    def _consts(self, like, *values) -> list:
+        """``values`` as 0-d arrays of ``like``'s dtype, kept while they stay the same (an
+        update then spends no time converting Python numbers)."""
+        key = (like.dtype, type(like), *values)
+        c = self._const_cache.get(key)
+        if c is None:
+            if len(self._const_cache) > 64:  # a scheduler changes lr every step
+                self._const_cache.clear()
+            c = self._const_cache[key] = as_dtype(like, *values)
+        return c
 
     def _work_like(self, p):
         """A work array shaped like the parameter array ``p``, kept between steps, so an
@@ -279,10 +287,6 @@ class Optimizer(abc.ABC):
             if not flat.synced:
                 raise LookupError("the parameters' optimizer states disagree")
         return states
-
-    @abc.abstractmethod
-    def _update(self, param, grad, state, **hyper):
-        """Update one parameter array in place from its gradient and its state dict."""
 
     # --- persistence ---------------------------------------------------------------------------
     def _params(self) -> list:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradstep.optim.optimizer import Optimizer, as_dtype
+from gradstep.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -43,31 +43,6 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
-    def _step_group(self, group):
-        if group["momentum"] or group["weight_decay"]:
-            return super()._step_group(group)
-        ctx = self._context(group)  # gradient descent: no state, nothing to keep
-        for param in group["params"]:
-            g = param._grad
-            if g is not None:
-                self._step_one(param.data, g, None, ctx)
-
-    def _context(self, group):
-        return group
-
-    def _step_one(self, p, g, state, group):
-        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        key = (p.dtype, type(p), lr, momentum, dampening)
-        c = self._consts.get(key)  # the scalars as 0-d arrays, kept while they stay the same
-        if c is None:
-            if len(self._consts) > 64:  # a scheduler changes lr every step
-                self._consts.clear()
-            c = self._consts[key] = as_dtype(p, lr, momentum, 1 - dampening)
-        if not (momentum or group["weight_decay"]):
-            p -= g * c[0]
-            return
-        self._update(p, g, state, *c, group["nesterov"], group["weight_decay"])
-
     def native_update(self, group, flat):
         if not (group["momentum"] or group["weight_decay"]):
             return "sgd", (), lambda dry=False: (float(group["lr"]),)
@@ -90,18 +65,29 @@ class SGD(Optimizer):
 
         return ("sgd_momentum" if keys else "sgd_decay"), keys, scalars
 
-    def _update(self, p, g, state, lr, momentum, undamped, nesterov, weight_decay):
-        """p -= lr * g (or the momentum buffer); ``lr``, ``momentum`` and ``undamped``
-        (1 - dampening) are 0-d arrays of p's dtype."""
+    def _update(self, p, g, state, group):
+        """p -= lr * g (or the momentum buffer), PyTorch's order of operations, with lr,
+        momentum and 1 - dampening as 0-d arrays of p's dtype."""
+        lr, momentum, undamped = self._consts(
+            p, group["lr"], group["momentum"], 1 - group["dampening"]
+        )
+        weight_decay = group["weight_decay"]
+        if not (group["momentum"] or weight_decay):  # gradient descent: no state, no work
+            p -= g * lr
+            return
         work = self._work_like(p)
         if weight_decay:
             g = g + weight_decay * p
-        if momentum:
+        if group["momentum"]:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= momentum
                 buf += np.multiply(g, undamped, out=work)
-            g = np.add(g, np.multiply(buf, momentum, out=work), out=work) if nesterov else buf
+            g = (
+                np.add(g, np.multiply(buf, momentum, out=work), out=work)
+                if group["nesterov"]
+                else buf
+            )
         p -= np.multiply(g, lr, out=work)
