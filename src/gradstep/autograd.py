@@ -47,10 +47,6 @@ class Function(abc.ABC):
     #: When the node was made, counting from the start of the process; its inputs' are lower.
     _seq = -1
     created_at = None
-    #: None in eager execution; a :class:`Scratch` when a compiled step replays this op.
-    scratch = None
-    #: Whether the op writes its results into ``scratch`` (a replay then gives it one).
-    uses_scratch = False
     #: None, or a static method that raises on arguments the op cannot take, from what a
     #: compiled step's signature fixes (shapes, dtypes, Python parameters): ``apply`` calls it
     #: before ``forward``, a replay does not. Checks of values (labels in range) stay in
@@ -116,45 +112,6 @@ class Function(abc.ABC):
         if _tracer is not None:
             _tracer.record_op(fn, args, params, result, generic)
         return result
-
-
-class Scratch:
-    """Arrays one op of a compiled step keeps between replays, so it writes with ``out=``.
-
-    An op asks for its results by name: ``"out"`` for the forward's output, ``"g0"``, ``"g1"``,
-    ... for the gradient of each input, anything else for arrays it only keeps inside itself.
-    Eager execution has no Scratch (``Function.scratch`` is None) and allocates, so ops write
-    ``out=s and s.get(name, like)``: the same NumPy call either way, hence the same bits. The
-    trace names in ``deny`` the results that escape the step (returned or viewed by a returned
-    value, assigned as a ``.grad``, or adopted as a leaf's gradient): for those ``get`` returns
-    None and the op allocates a fresh array every time. ``keep=False`` (small ops, where
-    NumPy's own allocation is faster) denies every name.
-
-    ``homes`` maps ``"g{i}"`` to ``(leaf, array)`` for an input that is an optimizer's
-    parameter (:class:`gradstep.optim.optimizer.FlatGroup`): its gradient is written straight
-    into the optimizer's flat gradient buffer, when the leaf has no gradient yet (else the
-    op allocates and the engine adds, as in eager execution).
-    """
-
-    __slots__ = ("arrays", "deny", "homes", "keep")
-
-    def __init__(self, deny=(), homes=None, keep: bool = True) -> None:
-        self.arrays: dict = {}
-        self.deny = frozenset(deny)
-        self.homes: dict = homes or {}
-        self.keep = keep
-
-    def get(self, name: str, like, shape=None, dtype=None):
-        """The array kept under ``name`` (allocated like ``like`` on first use), or None."""
-        a = self.arrays.get(name)
-        if a is None:
-            home = self.homes.get(name)
-            if home is not None:
-                return home[1] if home[0]._grad is None else None
-            if self.keep and name not in self.deny:
-                # empty_like dispatches to the array's own module (NumPy or CuPy)
-                a = self.arrays[name] = np.empty_like(like, dtype=dtype, order="C", shape=shape)
-        return a
 
 
 def unbroadcast(grad, shape: tuple):
@@ -289,15 +246,6 @@ def _accumulate_leaf(leaf, g, upstream) -> None:
             leaf._grad = np.array(g, dtype=leaf.data.dtype, copy=True)
     else:
         leaf._grad += g
-
-
-def _accumulate_home(leaf, g, upstream) -> None:
-    """:func:`_accumulate_leaf` for a leaf whose op wrote ``g`` into the leaf's gradient home
-    (an optimizer's buffer, see :class:`Scratch`): adopted as it is, not copied."""
-    if g is leaf._home and leaf._grad is None:
-        leaf._grad = g
-    else:
-        _accumulate_leaf(leaf, g, upstream)
 
 
 def replayable(func):

@@ -60,8 +60,7 @@ class Tensor(TorchNames, InPlace, Layout):
         gradient array (``grad.data``), so in-place changes (``grad.zero_()``) reach it.
     """
 
-    # _home: where an optimizer keeps this parameter's gradient (set by optim.FlatGroup only)
-    __slots__ = ("data", "_grad", "requires_grad", "_node", "_home", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_node", "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity stays the hash
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):

@@ -9,23 +9,22 @@ from gradstep.backend import const
 from gradstep.ops.elementwise import select
 
 
-def stable_sigmoid(x, out=None, scratch=None):
+def stable_sigmoid(x, out=None):
     """sigma(x) = 1 / (1 + e^-x) without overflow and with full relative precision in both tails.
 
     Split by sign: for x >= 0 use 1 / (1 + e^-x); for x < 0 use e^x / (1 + e^x). Both only ever
     exponentiate a non-positive number, so nothing overflows, and sigmoid(-100) is 3.7e-44 rather
-    than the 0 that 0.5 * (1 + tanh(x / 2)) would give. Seven calls that reuse their arrays;
-    ``out`` and ``scratch`` (a :class:`~gradstep.autograd.Scratch`) let a replay reuse them too.
+    than the 0 that 0.5 * (1 + tanh(x / 2)) would give. Seven calls that reuse their arrays
+    (and ``out``, when given).
     """
-    s = scratch
     zero, one = const(0, x), const(1, x)  # 0-d arrays: faster than Python numbers, same bits
-    positive = np.greater_equal(x, zero, out=s and s.get("mask", x, dtype=bool))
+    positive = np.greater_equal(x, zero)
     if out is None and not x.ndim:  # a 0-d x: an array out, not a NumPy scalar
         out = np.empty_like(x)
     y = np.abs(x, out=out)
     np.negative(y, out=y)
     np.exp(y, out=y)  # e = exp(-|x|)
-    d = np.add(y, one, out=s and s.get("d", x))
+    d = np.add(y, one)
     np.divide(y, d, out=y)  # e / (1 + e), the x < 0 branch
     np.divide(one, d, out=y, where=positive)  # 1 / (1 + e) where x >= 0
     return y
@@ -49,17 +48,14 @@ def _lower_elementwise_backward(fn, L, g, grads, kernel: str):
 class Sigmoid(Function):
     """y = sigma(x);  dy/dx = y (1 - y), so the output y is kept, not the input."""
 
-    uses_scratch = True
-
     def forward(self, x):
-        s = self.scratch
-        self.y = stable_sigmoid(x, s and s.get("out", x), s)
+        self.y = stable_sigmoid(x)
         return self.y
 
     def backward(self, g):
-        y, s = self.y, self.scratch
-        gx = np.multiply(g, y, out=s and s.get("g0", y))
-        gx *= np.subtract(const(1, y), y, out=s and s.get("1-y", y))
+        y = self.y
+        gx = g * y
+        gx *= const(1, y) - y
         return gx
 
     def lower(self, L, x):
@@ -72,18 +68,13 @@ class Sigmoid(Function):
 class ReLU(Function):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at 0, as PyTorch)."""
 
-    uses_scratch = True
-
     def forward(self, x):
-        s = self.scratch
         zero = const(0, x)
-        self.mask = np.greater(x, zero, out=s and s.get("mask", x, dtype=bool))
-        # not x * mask: that turns -inf into NaN
-        return np.maximum(x, zero, out=s and s.get("out", x))
+        self.mask = x > zero
+        return np.maximum(x, zero)  # not x * mask: that turns -inf into NaN
 
     def backward(self, g):
-        s = self.scratch
-        return select(g, self.mask, out=s and s.get("g0", g))  # inf upstream: 0, not NaN
+        return select(g, self.mask)  # inf upstream: 0, not NaN
 
     def lower(self, L, x):
         return _lower_elementwise(self, L, x, "relu")

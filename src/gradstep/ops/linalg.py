@@ -49,10 +49,7 @@ class Linear(Function):
     """y = x W^T + b with W of shape (out, in), PyTorch's layout.
 
     dx = g W,  dW = g^T x,  db = sum of g over the batch. Fused so a layer is one node.
-    Results go into a compiled replay's scratch arrays when it has them (``out=``).
     """
-
-    uses_scratch = True
 
     @staticmethod
     def check(x, weight, bias=None):
@@ -69,8 +66,7 @@ class Linear(Function):
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
-        s = self.scratch
-        y = np.matmul(x, weight.T, out=s and s.get("out", x, x.shape[:-1] + weight.shape[:1]))
+        y = np.matmul(x, weight.T)
         if bias is not None:
             y += bias
         return y
@@ -79,16 +75,15 @@ class Linear(Function):
         needs = self.needs_input_grad
         nx, nw, nb = needs if len(needs) == 3 else needs + (False,)
         x, w = self.x, self.weight
-        s = self.scratch
-        gx = np.matmul(g, w, out=s and s.get("g0", x)) if nx else None
+        gx = np.matmul(g, w) if nx else None
         gw = gb = None
         if nw or nb:
             g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])  # a batch of any rank
             if nw:
                 x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-                gw = np.matmul(g2.T, x2, out=s and s.get("g1", w))
+                gw = np.matmul(g2.T, x2)
             if nb:
-                gb = g2.sum(axis=0, out=s and s.get("g2", w, w.shape[:1]))
+                gb = g2.sum(axis=0)
         return gx, gw, gb
 
     # the native kernels (gradstep.compile(backend="native"); see docs/compile.md)

@@ -110,8 +110,6 @@ class CrossEntropy(Function):
     ``logits`` of shape (N, C), ``labels`` integers of shape (N,) in [0, C).
     """
 
-    uses_scratch = True
-
     @staticmethod
     def check(logits, labels, reduction="mean"):
         if logits.ndim != 2:
@@ -146,8 +144,7 @@ class CrossEntropy(Function):
         return _reduce(loss, reduction)
 
     def backward(self, g):
-        s = self.scratch
-        grad = np.exp(self.logp, out=s and s.get("g0", self.logp))
+        grad = np.exp(self.logp)
         grad[np.arange(self.n), self.labels] -= 1
         if self.reduction == "none":
             grad *= g[:, None]
@@ -200,22 +197,17 @@ class BCEWithLogits(Function):
 class MSE(Function):
     """loss = (a - b)^2;  da = 2 (a - b), db = -da."""
 
-    uses_scratch = True
-
     check = staticmethod(_checker("mse_loss"))
 
     def forward(self, a, b, reduction="mean"):
-        s = self.scratch
-        self.d, self.reduction = np.subtract(a, b, out=s and s.get("d", a)), reduction
-        # with reduction='none' the squares are the output itself
-        sq = np.multiply(self.d, self.d, out=s and s.get("out" if reduction == "none" else "sq", a))
-        return _reduce(sq, reduction)
+        self.d, self.reduction = a - b, reduction
+        return _reduce(self.d * self.d, reduction)
 
     def backward(self, g):
-        d, s = self.d, self.scratch
-        ga = np.multiply(const(2, d), d, out=s and s.get("g0", d))
+        d = self.d
+        ga = const(2, d) * d
         ga *= _scale(g, d.size, self.reduction, d.dtype)
-        return ga, (np.negative(ga, out=s and s.get("g1", d)) if self.needs_input_grad[1] else None)
+        return ga, (-ga if self.needs_input_grad[1] else None)
 
     def lower(self, L, a, b, reduction="mean"):
         if reduction != "mean" or a.shape != b.shape or b.dtype != a.dtype:

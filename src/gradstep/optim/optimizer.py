@@ -46,10 +46,10 @@ class FlatGroup:
     """The parameters of one group, their gradients and their optimizer state, each in one
     flat buffer, so one update is a few calls over all of them together.
 
-    At construction every parameter's ``.data`` becomes a view of ``data`` (same values) and
-    its ``_home`` a view of ``grad``: a compiled replay writes the parameter's gradient there
-    directly (see :class:`gradstep.autograd.Scratch`); an eager backward makes fresh gradient
-    arrays, which :meth:`ready` copies in. The per-parameter state dicts (what ``state_dict``
+    At construction every parameter's ``.data`` becomes a view of ``data`` (same values); its
+    gradient's home is its view of ``grad`` (``homes``): a native compiled step writes the
+    gradient there directly, an eager backward or a replay makes fresh gradient arrays, which
+    :meth:`ready` copies in. The per-parameter state dicts (what ``state_dict``
     saves, PyTorch's format) hold views of the flat state arrays in ``state``.
 
     The flat update gives the same bits as updating the parameters one by one: every update
@@ -85,7 +85,7 @@ class FlatGroup:
 
     def link(self) -> None:
         """Make every parameter's ``.data`` its view again (after ``p.data = array``)."""
-        for p, v, h in zip(self.params, self.views, self.homes):
+        for p, v in zip(self.params, self.views):
             if p.data is not v:
                 if p.data.shape != v.shape or p.data.dtype != v.dtype:
                     raise ValueError(
@@ -95,13 +95,12 @@ class FlatGroup:
                     )
                 v[...] = p.data
                 p.data = v
-            p._home = h
 
     def ready(self, states: dict) -> bool:
         """Prepare a flat update; False when the parameters must be updated one by one."""
-        # One plain loop: a compiled replay left every gradient in its home (nothing to do);
-        # an eager backward made fresh arrays, copied in here. Copying a gradient before a
-        # later one turns out None is harmless: the buffer is only read by a flat update.
+        # One plain loop: a native step left every gradient in its home (nothing to do); an
+        # eager backward or a replay made fresh arrays, copied in here. Copying a gradient
+        # before a later one turns out None is harmless: only a flat update reads the buffer.
         for p, v, h in self.slots:
             if p.data is not v:
                 self.link()

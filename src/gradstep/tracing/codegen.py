@@ -10,65 +10,13 @@ from __future__ import annotations
 
 import re
 
-from gradstep.autograd import Scratch
 from gradstep.tracing.ir import Backward, GradStep, NodeStep, Op, Stmt
 from gradstep.tracing.recorder import Tracer
 
-#: Ops whose output is smaller than this allocate as in eager execution. Measured on the
-#: benchmark: NumPy hands out small arrays from its own cache faster than an op can look up a
-#: kept one (scratch made (a) and (b) 2% slower), while arrays past glibc's mmap threshold
-#: (128 KiB) are fresh pages every step (scratch made (c) 15% and (d) 2% faster).
-SCRATCH_MIN_BYTES = 128 * 1024
-
-
-def _scratches(tracer: Tracer, escaping: set) -> dict:
-    """One Scratch per op that can use it, denying the results that escape the step.
-
-    An op's output escapes when the step returns it or assigns it as a ``.grad``; an input's
-    gradient escapes when a leaf adopts it (it becomes the parameter's ``.grad``, which the
-    user and the optimizer may keep). Everything else is overwritten by the next replay only.
-    A parameter held by an optimizer's flat buffer is the exception: its gradient is written
-    into its home there (``Scratch.homes``), which is where the optimizer reads it from; the
-    pairs (op, input position) that do so are left in ``tracer.homed``.
-    """
-    deny: dict = {}
-    homes: dict = {}
-    ops = [st for st in tracer.lines if isinstance(st, Op)]
-    for st in ops:
-        if type(st.fn).uses_scratch:
-            deny[id(st.fn)] = {"out"} if st.writes in escaping else set()
-            homes[id(st.fn)] = {}
-    for entry in tracer.lines:
-        if not isinstance(entry, Backward):
-            continue
-        for node_step, grad_steps in entry.groups():
-            node = node_step.fn
-            if id(node) not in deny:
-                continue
-            records = [g for g in grad_steps if g.kind == "leaf"]
-            leaves = [g.tensor for g in records]
-            for g in records:
-                t, pos = g.tensor, g.pos
-                deny[id(node)].add(f"g{pos}")
-                home = getattr(t, "_home", None)
-                if (
-                    home is not None
-                    and id(t) not in tracer.arguments
-                    and not g.reshaped
-                    and home.shape == t.data.shape
-                    and home.dtype == t.data.dtype
-                    and sum(leaf is t for leaf in leaves) == 1
-                ):
-                    homes[id(node)][f"g{pos}"] = (t, home)
-                    tracer.homed.add((id(node), pos))
-    out = {}
-    for st in ops:
-        fn = st.fn
-        if id(fn) in deny:
-            keep = st.out_bytes >= SCRATCH_MIN_BYTES
-            if keep or homes[id(fn)]:
-                out[id(fn)] = Scratch(deny[id(fn)], homes[id(fn)], keep)
-    return out
+#: Saved arrays at least this large are dropped where eager execution drops them (after their
+#: node's backward, or at once when no backward needs them); smaller ones are simply replaced
+#: by the next replay (measured: clearing them cost 0.1 us a node at (a)).
+CLEAR_MIN_BYTES = 128 * 1024
 
 
 def _backward_lines(tracer: Tracer, bw: Backward, saved: dict) -> list:
@@ -79,11 +27,9 @@ def _backward_lines(tracer: Tracer, bw: Backward, saved: dict) -> list:
     after: list = []
     result = "r"
     tupled = False
-    current = None
     for step in bw.steps:
         if isinstance(step, NodeStep):
             t, node = step.tensor, step.fn
-            current = node
             out.extend(after)
             tupled = step.tupled
             if id(t) not in tracer.expr:
@@ -94,7 +40,7 @@ def _backward_lines(tracer: Tracer, bw: Backward, saved: dict) -> list:
             back = tracer.constant(node.backward, f"{tracer.expr[id(t)]}_backward")
             out.append(Stmt(f"{result} = {back}({g})"))
             after = [Stmt(f"del {g}")]
-            if not step.retain and saved.get(id(node), 0) >= SCRATCH_MIN_BYTES:
+            if not step.retain and saved.get(id(node), 0) >= CLEAR_MIN_BYTES:
                 after.append(Stmt(_clear(tracer, node)))  # free saved arrays, as eager does
             continue
         assert isinstance(step, GradStep)
@@ -108,8 +54,7 @@ def _backward_lines(tracer: Tracer, bw: Backward, saved: dict) -> list:
                 tracer.fail("a tensor created inside the step requires grad")
                 target = "None"
             tracer.accumulated.add(target)
-            acc = "_acch" if (id(current), step.pos) in tracer.homed else "_acc"
-            out.append(Stmt(f"{acc}({target}, {x}, {upstream})"))
+            out.append(Stmt(f"_acc({target}, {x}, {upstream})"))
         else:
             g = f"g_{tracer.expr[id(t)]}"
             if step.kind == "first":
@@ -121,32 +66,19 @@ def _backward_lines(tracer: Tracer, bw: Backward, saved: dict) -> list:
 
 
 def _clear(tracer: Tracer, fn) -> str:
-    """A statement dropping what ``fn`` saved for backward, keeping needs_input_grad and the
-    scratch arrays (which are what a replay reuses)."""
+    """A statement dropping what ``fn`` saved for backward, keeping needs_input_grad."""
     d = tracer.constant(fn.__dict__, "saved")
     keep = {"needs_input_grad": fn.needs_input_grad}
-    if "scratch" in fn.__dict__:
-        keep["scratch"] = fn.scratch
     return f"{d}.clear(); {d}.update({tracer.constant(keep, 'kept')})"
 
 
 def replay_source(
-    tracer: Tracer, n_inputs: int, input_kinds: list, kw_names: list, returned: list, escaping: set
+    tracer: Tracer, n_inputs: int, input_kinds: list, kw_names: list, returned: list
 ) -> str:
-    """Source of ``_replay(x0, x1, ..., **kw)``: one statement per recorded array call.
-
-    ``escaping`` names the values whose memory outlives a replay (returned, or views of them):
-    they never live in scratch arrays.
-    """
+    """Source of ``_replay(x0, x1, ..., **kw)``: one statement per recorded array call."""
     backwards = [e for e in tracer.lines if isinstance(e, Backward)]
     backed = {id(st.fn) for bw in backwards for st in bw.steps if isinstance(st, NodeStep)}
-    # small saved arrays are simply replaced by the next replay (measured: clearing them cost
-    # 0.1 us a node at (a)); large ones are dropped where eager execution drops them
     saved = {id(st.fn): st.saved_bytes for st in tracer.lines if isinstance(st, Op)}
-    scratches = _scratches(tracer, escaping | tracer.names_sharing(tracer.assigned))
-    for st in tracer.lines:
-        if isinstance(st, Op) and id(st.fn) in scratches:
-            st.fn.scratch = scratches[id(st.fn)]
     lines: list = []
     for entry in tracer.lines:
         if isinstance(entry, Backward):
@@ -156,7 +88,7 @@ def replay_source(
         if (
             isinstance(entry, Op)
             and id(entry.fn) not in backed
-            and entry.saved_bytes >= SCRATCH_MIN_BYTES
+            and entry.saved_bytes >= CLEAR_MIN_BYTES
         ):  # no backward uses what this op saved: drop it now, as eager garbage would be
             lines.append(Stmt(_clear(tracer, entry.fn)))
     returned_names = set(returned)

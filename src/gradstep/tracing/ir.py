@@ -40,7 +40,6 @@ class Op(Stmt):
     fn: Any = None
     args: tuple = ()
     params: dict = field(default_factory=dict)
-    out_bytes: int = 0  # of the output: small ones are not worth a scratch array
     saved_bytes: int = 0  # of what forward kept for backward
 
 

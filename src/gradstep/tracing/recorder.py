@@ -35,15 +35,12 @@ class Tracer:
             "_array": np.array,
             "_unbroadcast": autograd.unbroadcast,
             "_acc": autograd._accumulate_leaf,
-            "_acch": autograd._accumulate_home,
         }
         self.modules: dict[int, object] = {}
         self.functions: list = []  # (Function instance, needs_input_grad) to restore afterwards
         self.arguments: set = set()  # ids of the step's tensor arguments
         self.values: set = set()  # names of the replay's local values (not constants)
         self.accumulated: set = set()  # names of the leaf tensors the backward fills
-        self.assigned: list = []  # arrays the step assigns as a .grad (they escape it)
-        self.homed: set = set()  # (id(op), input position) whose gradient goes to its home
         self._used: dict[str, int] = {}  # name hint -> how many names were made from it
         self._param_names: dict | None = None
         self.problem: str | None = None
@@ -111,17 +108,6 @@ class Tracer:
         e = self.ref(obj)
         return e if e is not None else self.constant(obj)
 
-    def names_sharing(self, arrays) -> set:
-        """Names of the recorded values whose memory ``arrays`` share (as views of them)."""
-        out = set()
-        for a in arrays:
-            while a is not None:
-                e = self.expr.get(id(a))
-                if e is not None:
-                    out.add(e)
-                a = getattr(a, "base", None)
-        return out
-
     def emit(self, code: str, reads: str = "", writes: str | None = None) -> None:
         self.lines.append(Stmt(code, reads, writes))
 
@@ -150,7 +136,6 @@ class Tracer:
                 fn,
                 tuple(args),
                 dict(params),
-                result.data.nbytes,
                 saved,
             )
         )
@@ -192,7 +177,6 @@ class Tracer:
             self.fail("the step assigns .grad of a tensor it created")
             return
         v = self.operand(value)
-        self.assigned.append(value.data if isinstance(value, Tensor) else value)
         self.emit(f"{target}.grad = {v}", v)
 
     def record_module(self, module) -> None:

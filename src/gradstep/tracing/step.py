@@ -261,9 +261,8 @@ class CompiledStep:
     def _build(self, tracer: Tracer, kinds, kw_names, result) -> tuple:
         returned: list = []
         build = _result_builder(tracer, result, returned)
-        escaping = tracer.names_sharing(a for _, a in returned)
         src = replay_source(
-            tracer, len(kinds) - len(kw_names), kinds, kw_names, [e for e, _ in returned], escaping
+            tracer, len(kinds) - len(kw_names), kinds, kw_names, [e for e, _ in returned]
         )
         if tracer.problem is not None:
             raise _NotReplayableError(tracer.problem)
