@@ -7,8 +7,7 @@ the same array to both inputs, the root's seed reaches a leaf added to the loss)
 may wait for more contributions while a leaf already holds it, or one array may be handed to
 two leaves. The engine's rule is local: a leaf adopts an array only when its op made it fresh
 (not the upstream gradient the op was given, not a view); a replayed step
-(``gradstep.compile``) runs the same decisions from generated code and may in addition write
-gradients into kept scratch arrays. A mistake in either shows up as a gradient that is right in
+(``gradstep.compile``) runs the same decisions from generated code. A mistake in either shows up as a gradient that is right in
 simple graphs and wrong (or silently shared between leaves) in a few shapes of graph.
 
 So this file builds 400 seeded random graphs over 2 to 4 float64 leaves whose shapes broadcast
@@ -32,14 +31,14 @@ compared, ``None`` included:
 * through ``gradstep.compile``, three calls (one trace, two replays) with new argument values
   each time, the step setting some leaves' gradients to None and letting the others accumulate
   across calls (some of those reset between calls, outside the step), with the same checks; in
-  three graphs of four every op uses scratch arrays, so the ``out=`` paths run although the
-  arrays are small. Most graphs must really replay, so the test cannot silently stay eager.
+  three graphs of four the replay drops every node's saved arrays after its backward, as a big
+  model's would be, although the arrays are small. Most graphs must really replay, so the test
+  cannot silently stay eager.
 
 The generator's mix was tuned so that each of these one-line breaks of the engine fails at
 least ten of the graphs (most fail dozens): a leaf adopting an array in ``handed`` (eager or
 replay) or a view, a node's gradient kept out of ``handed`` while the node runs, the replay
-leaving the seed, a sum or a first gradient out of ``handed``, and scratch arrays not denied to
-the leaves' gradients.
+leaving the seed, a sum or a first gradient out of ``handed``.
 """
 
 import warnings
@@ -270,7 +269,7 @@ class Graph:
         self.retain = bool(rng.random() < 0.3)  # second eager backward through the same graph
         self.reset = [bool(rng.random() < 0.3) for _ in self.leaves]  # grad = None in between
         self.step_resets = [bool(rng.random() < 0.7) for _ in self.leaves]  # in the compiled step
-        self.scratch_everywhere = seed % 4 != 0
+        self.clear_everywhere = seed % 4 != 0
 
     def _draw(self, rng, values, used):
         n = len(values)
@@ -433,8 +432,8 @@ def _check_compiled(graph, monkeypatch):
         return loss
 
     with monkeypatch.context() as m:
-        if graph.scratch_everywhere:
-            m.setattr(codegen, "SCRATCH_MIN_BYTES", 0)
+        if graph.clear_everywhere:
+            m.setattr(codegen, "CLEAR_MIN_BYTES", 0)
         compiled = gs.compile(step)
         total = [None] * len(leaves)  # what each leaf that the step does not reset holds
         returned, held, released = [], [None] * len(leaves), []
