@@ -7,8 +7,9 @@ the same array to both inputs, the root's seed reaches a leaf added to the loss)
 may wait for more contributions while a leaf already holds it, or one array may be handed to
 two leaves. The engine's rule is local: a leaf adopts an array only when its op made it fresh
 (not the upstream gradient the op was given, not a view); a replayed step
-(``gradstep.compile``) runs the same decisions from generated code. A mistake in either shows up as a gradient that is right in
-simple graphs and wrong (or silently shared between leaves) in a few shapes of graph.
+(``gradstep.compile``) runs the same decisions from generated code. A mistake in either shows
+up as a gradient that is right in simple graphs and wrong (or silently shared between leaves)
+in a few shapes of graph.
 
 So this file builds 400 seeded random graphs over 2 to 4 float64 leaves whose shapes broadcast
 together ((3, 4), (1, 4), (4,), (3, 1), (); most leaves of a graph share one) and an optional

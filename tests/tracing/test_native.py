@@ -325,7 +325,7 @@ def test_native_without_numba_is_a_clear_error(monkeypatch):
         gs.compile(lambda x: x, backend="fast")
 
 
-@pytest.mark.parametrize("width, one_thread", [(16, True), (512, False)])
+@pytest.mark.parametrize("width, one_thread", [(4, False), (16, True), (512, False)])
 def test_small_matrix_products_run_on_one_blas_thread_and_leave_the_setting(width, one_thread):
     model = nn.mlp(width, [width], 1, "relu").to(np.float64)
     opt = optim.SGD(model.parameters(), lr=1e-3)
@@ -337,6 +337,49 @@ def test_small_matrix_products_run_on_one_blas_thread_and_leave_the_setting(widt
     step(x, y)
     step(x, y)
     program = native_program(step)
-    assert program.largest_matmul == 128 * width * width
+    assert program.largest_matmul == 128 * width * width  # 4: loops only, no BLAS call
     assert ("set_num_threads(1)" in program.caller_source) == one_thread
     assert blas.get_num_threads() == before
+
+
+def test_the_float32_sigmoid_kernel_is_within_3_ulp_of_numpys_everywhere():
+    from gradstep.ops.activation import stable_sigmoid
+    from gradstep.tracing import native_kernels as K
+
+    x = np.concatenate(
+        [
+            np.linspace(-120, 120, 200_001, dtype=np.float32),
+            np.float32([np.nan, np.inf, -np.inf, 0.0, -0.0, 87.0, -87.0, -100.0, 1e-30]),
+        ]
+    ).reshape(-1, 1)
+    y, tmp = np.empty_like(x), np.empty_like(x)
+    K.sigmoid_forward_f32(x, y, tmp)
+    ref = stable_sigmoid(x)
+    same_nan = np.isnan(y) == np.isnan(ref)
+    assert same_nan.all()
+    ok = ~np.isnan(ref)
+    ulp = np.abs(y[ok].view(np.int32).astype(np.int64) - ref[ok].view(np.int32))
+    assert ulp.max() <= 3
+    assert y[-2, 0] == ref[-2, 0] > 0  # sigmoid(-100) = 3.7e-44, a subnormal, not 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_matrix_product_kernels_equal_numpy_on_every_shape(seed):
+    """Loops below BLAS_MIN multiply-adds (both loop orders of matmul_tn), BLAS above."""
+    from gradstep.tracing import native_kernels as K
+
+    rng = np.random.default_rng(seed)
+    shapes = [(1, 1, 1), (32, 1, 16), (32, 16, 1), (7, 5, 3), (256, 117, 64), (3, 40, 200)]
+    shapes += [tuple(rng.integers(1, 40, 3)) for _ in range(10)]
+    for n, k, m in shapes:
+        a, b = rng.standard_normal((n, k)), rng.standard_normal((m, k))
+        g = rng.standard_normal((n, m))
+        out = np.empty((n, m))
+        K.matmul_nt(a, b, out)
+        np.testing.assert_allclose(out, a @ b.T, rtol=1e-12, atol=1e-12)
+        out = np.empty((n, k))
+        K.matmul_nn(g, b, out)
+        np.testing.assert_allclose(out, g @ b, rtol=1e-12, atol=1e-12)
+        out = np.empty((m, k))
+        K.matmul_tn(g, a, out)
+        np.testing.assert_allclose(out, g.T @ a, rtol=1e-12, atol=1e-12)

@@ -59,7 +59,12 @@ class Sigmoid(Function):
         return gx
 
     def lower(self, L, x):
-        return _lower_elementwise(self, L, x, "sigmoid")
+        if x.dtype != np.float32 or L.dtype != np.float32:
+            return _lower_elementwise(self, L, x, "sigmoid")
+        y, tmp = L.buffer(x.shape, "sigmoid"), L.buffer(x.shape, "exp_bits")
+        L.emit(f"sigmoid_forward_f32({x}, {y}, {tmp})")  # a vectorized exp (see the kernel)
+        L.keep(self, y=y)
+        return y
 
     def lower_backward(self, L, g, grads):
         _lower_elementwise_backward(self, L, g, grads, "sigmoid")

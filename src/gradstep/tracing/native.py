@@ -459,7 +459,7 @@ class NativeProgram:
             if g.update is not None:  # stepped inside (a forward+backward step is not)
                 args += [f"S{g.index}_{k}" for k in range(len(g.update[1]))]
                 args.append(f"Q{g.index}")
-        args += ["work", "status"]
+        args += ["work", "status"] if self.checks else ["work"]
         scalars = [v for v in self.results if v.ndim == 0]
         if len(scalars) == 1:  # the common case (the loss): a float, not a tuple
             ret, failed = str(scalars[0]), "_T(0)"
@@ -476,7 +476,8 @@ class NativeProgram:
             "from gradstep.tracing.native_kernels import *  # noqa: F403\n\n"
             f"_T = {t}\n\n\n"
             "@njit(cache=True, nogil=True, error_model='numpy')\n"
-            f"def step({', '.join(args)}):\n    status[2] = 0\n    {body}\n    return {ret}\n"
+            f"def step({', '.join(args)}):\n    {'status[2] = 0' if self.checks else 'pass'}\n"
+            f"    {body}\n    return {ret}\n"
         )
 
     def _load(self, name: str):
@@ -523,7 +524,7 @@ class NativeProgram:
             if g.update is not None:
                 _, keys, scalars = g.update
                 out += [*[flat.state[k] for k in keys], scalars(dry=dry)]
-        return out + [self.work, self.status]
+        return out + ([self.work, self.status] if self.checks else [self.work])
 
     def _caller(self, kw_names: list):
         """A Python function doing one call with no loop of its own (this runs every step):
@@ -564,8 +565,12 @@ class NativeProgram:
                 ns[f"Q{j}"] = g.update[2]
                 call += [f"F{j}.state[{k!r}]" for k in g.update[1]]
                 call.append(f"Q{j}()")
-        call += ["work", "status"]
-        blas = _numba_blas() if 0 < self.largest_matmul < ONE_THREAD_BELOW else None
+        call += ["work", "status"] if self.checks else ["work"]
+        from gradstep.tracing.native_kernels import BLAS_MIN
+
+        # only a step whose products reach BLAS pays for setting its threads (~3 us a call)
+        calls_blas = BLAS_MIN <= self.largest_matmul < ONE_THREAD_BELOW
+        blas = _numba_blas() if calls_blas else None
         if blas is None:
             lines.append(f"r = fn({', '.join(call)})")
         else:  # small products: one BLAS thread for this call, the user's setting after it
@@ -575,7 +580,8 @@ class NativeProgram:
                 f"        r = fn({', '.join(call)})\n    finally:\n"
                 "        blas.set_num_threads(n_threads)"
             )
-        lines.append("if status[2]:\n        fail()")
+        if self.checks:  # a step without value checks has no status array at all
+            lines.append("if status[2]:\n        fail()")
         lines += grads
         for k, (func, a, kw) in enumerate(self.after):
             ns[f"A{k}"] = functools.partial(func, *a, **kw)

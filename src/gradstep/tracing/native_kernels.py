@@ -70,7 +70,17 @@ def matmul_tn(a, b, out):
     if n * k * m >= BLAS_MIN:
         np.dot(a.T, b, out)
         return
-    for j in range(k):  # along a's rows: the inner loop runs over contiguous memory
+    if k >= m:  # the inner loop along b's rows (contiguous), the longer side
+        for i in range(m):
+            for j in range(k):
+                out[i, j] = a[0, i] * b[0, j]
+        for r in range(1, n):
+            for i in range(m):
+                ari = a[r, i]
+                for j in range(k):
+                    out[i, j] += ari * b[r, j]
+        return
+    for j in range(k):  # else along a's rows (a gradient for a 1-column input: k = 1)
         for i in range(m):
             out[i, j] = a[0, i] * b[0, j]
         for r in range(1, n):
@@ -119,6 +129,45 @@ def sigmoid_forward(x, y):
             yf[i] = 1 / (1 + e)
         else:
             yf[i] = e / (1 + e)
+
+
+# Cephes' expf: exp(t) = 2^k exp(r), r = t - k ln2 (ln2 split in two so k ln2 is exact), and
+# a degree-7 polynomial for exp(r) on |r| <= ln2 / 2.
+_F = np.float32
+_LOG2E, _LN2_HI, _LN2_LO = _F(1.4426950408889634), _F(0.693359375), _F(-2.12194440e-4)
+_P = (_F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3), _F(4.1665795894e-2))
+_P4, _P5, _ONE, _HALF, _FAR = _F(1.6666665459e-1), _F(5.0000001201e-1), _F(1), _F(0.5), _F(87)
+
+
+@jit
+def sigmoid_forward_f32(x, y, tmp):
+    """The float32 sigmoid with an exp that vectorizes: numba's exp here is libm's, one scalar
+    call per element (no SVML in this llvmlite), which was half of a step at (a); this one is
+    Cephes' expf, at most 3 ulp from NumPy's sigmoid (measured on 1.6M points over +-120).
+    Beyond |x| = 87, where 2^k leaves float32's normal range, and for NaN, libm's exp takes
+    over. ``tmp`` is float32 work of x's size (its bits hold 2^k)."""
+    xf, yf, tf = x.reshape(-1), y.reshape(-1), tmp.reshape(-1)
+    ti = tf.view(np.int32)
+    far = 0
+    for i in range(xf.size):  # vectorized: e = exp(-|x|) = 2^k p(r)
+        t = -abs(xf[i])
+        far += not (t > -_FAR)
+        if t < -_FAR:
+            t = -_FAR
+        k = np.floor(t * _LOG2E + _HALF)
+        r = (t - k * _LN2_HI) - k * _LN2_LO
+        p = ((((_P[0] * r + _P[1]) * r + _P[2]) * r + _P[3]) * r + _P4) * r + _P5
+        yf[i] = (p * (r * r) + r) + _ONE
+        ti[i] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    for i in range(xf.size):
+        e = yf[i] * tf[i]
+        yf[i] = (_ONE if xf[i] >= 0 else e) / (_ONE + e)
+    if far:  # rare: a separate loop, so the common case never pays for libm
+        for i in range(xf.size):
+            v = xf[i]
+            if not (abs(v) < _FAR):
+                e = np.exp(-abs(v))
+                yf[i] = (_ONE if v >= 0 else e) / (_ONE + e)
 
 
 @jit
