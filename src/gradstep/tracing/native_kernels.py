@@ -26,10 +26,13 @@ from numba import njit
 BLAS_MIN = 16384
 
 jit = njit(cache=True, nogil=True, error_model="numpy")
+#: For dot products only: lets LLVM split a sum into vector lanes (a different but equally
+#: accurate order, as BLAS's); measured 3.6 -> 0.5 us for (b)'s 256x32 @ 32x1 output layer.
+jit_dot = njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 
 # --- matrix products ---------------------------------------------------------------------------
-@jit
+@jit_dot
 def matmul_nt(a, b, out):
     """out = a @ b.T  (a (n, k), b (m, k))."""
     n, k = a.shape
