@@ -177,7 +177,12 @@ def gradstep_step(case: dict, hand: HandMLP, x, y, seed: int, compiled):
 
     if compiled:
         step = gs.compile(step, backend="native" if compiled == "native" else "replay")
-    return lambda: step(gx, gy)
+
+    def run():
+        return step(gx, gy)
+
+    run.compiled = step  # its compile_seconds, for the table
+    return run
 
 
 def make_steps(case: dict, seed: int = 0, systems=SYSTEMS):
@@ -297,6 +302,8 @@ def bench_steps(tiny: bool, threads_list) -> list[dict]:
                         ),
                     }
                 )
+                if "native" in steps:  # compiling (or loading numba's disk cache) the step
+                    rows[-1]["native_compile_s"] = sum(steps["native"].compiled.compile_seconds)
                 r = rows[-1]
                 print(
                     f"{threads}T {case['title'][:40]:<40} vs PyTorch / hand NumPy: eager "
@@ -565,16 +572,18 @@ def write_markdown(result: dict, path: str) -> None:
             "are the native step against the hand-written NumPy floor and against JAX:",
             "",
             "| case | threads | gradstep native | JAX jit | torch.compile "
-            "| native vs NumPy floor | native vs JAX |",
-            "|---|---|---|---|---|---|---|",
+            "| native vs NumPy floor | native vs JAX | native compile (s) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in others:
             cells = [fmt(r, o) if f"{o}_steps_per_s" in r else "-" for o in OPTIONAL]
             ratios = [
                 f"{r[k]:.2f}x" if k in r else "-" for k in ("native_vs_numpy", "native_vs_jax")
             ]
+            secs = f"{r['native_compile_s']:.2f}" if "native_compile_s" in r else "-"
             lines.append(
-                f"| ({r['case']}) | {r['threads']} | {' | '.join(cells)} | {' | '.join(ratios)} |"
+                f"| ({r['case']}) | {r['threads']} | {' | '.join(cells)} | {' | '.join(ratios)} "
+                f"| {secs} |"
             )
     other = result.get("steps_coretype_other")
     if other:

@@ -155,6 +155,7 @@ def test_tiny_run_adds_jax_and_the_other_coretype_table(tmp_path):
     result = bench.main(["--tiny", "--threads", "1", "--coretype-row", "--out", str(out)])
     assert all(r["jax_steps_per_s"] > 0 and r["compiled_vs_jax"] > 0 for r in result["steps"])
     assert all(r["native_steps_per_s"] > 0 and r["native_vs_jax"] > 0 for r in result["steps"])
+    assert all(r["native_compile_s"] >= 0 for r in result["steps"])
     other = result["steps_coretype_other"]
     assert [r["case"] for r in other["steps"]] == ["a", "b", "c", "d"]
     assert other["setting"] == ("unset" if os.environ.get("OPENBLAS_CORETYPE") else "Haswell")
