@@ -2,7 +2,8 @@
 
 In float64 a native step's losses and parameters equal eager execution's to 1e-12 relative over
 200 steps (a loss that training drives towards 0 is compared to 1e-12 of the first loss, as
-its relative error grows with the cancellation in prediction - target); in float32 to 1e-5.
+its relative error grows with the cancellation in prediction - target); in float32 the losses
+to 1e-5 and each parameter tensor to 1e-5 of its norm.
 """
 
 from __future__ import annotations
@@ -74,12 +75,16 @@ def train(case, backend, steps=200, dtype=np.float64, opt=None):
     return losses, params, grads, step, optimizer
 
 
-def assert_close(eager, native, rtol):
-    """Losses and parameters; an element near 0 of an array is compared to the array's scale."""
+def assert_close(eager, native, rtol, elementwise=True):
+    """Losses, and parameters element by element (an element near 0 compared to its array's
+    scale) or, ``elementwise=False``, as vectors (the norm of the difference)."""
     (le, pe, *_), (ln, pn, *_) = eager, native
     np.testing.assert_allclose(ln, le, rtol=rtol, atol=rtol * abs(le[0]))
     for a, b in zip(pe, pn):
-        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+        if elementwise:
+            np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+        else:
+            assert np.linalg.norm(b.astype(np.float64) - a) <= rtol * np.linalg.norm(a)
 
 
 def native_program(step):
@@ -91,12 +96,15 @@ def native_program(step):
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 def test_every_benchmark_case_equals_eager(key, dtype, rtol):
     case = {**bench.CASES[key], **(bench.TINY[key] if key in "cd" else {})}
-    steps = 200 if dtype == np.float64 else 50  # float32 trajectories drift apart with time
+    steps = 200
     eager = train(case, "eager", steps, dtype)
     native = train(case, "native", steps, dtype)
     assert native_program(native[3]) is not None  # lowered, not replayed
     assert native[3].replays == steps - 1
-    assert_close(eager, native, rtol)
+    # float32 Adam divides by sqrt(v): where v is tiny a rounding-level difference in a
+    # gradient moves a single weight by 1e-4 of it after 200 steps (measured: 10 of 7,488
+    # weights at (b)), while each parameter tensor as a whole stays within 1e-5
+    assert_close(eager, native, rtol, elementwise=dtype == np.float64)
 
 
 @pytest.mark.parametrize("opt", sorted(OPTIMIZERS))

@@ -235,6 +235,7 @@ def test_native_fit_equals_eager_to_rounding_with_the_update_after_the_check():
     params_native, hist_native, trainer = _native_fit_run("native")
     step = trainer._forward_backward
     assert step.backend == "native" and step.traces == 2 and step.replays == 4 * 13 - 2
+    assert hist_native.compile_seconds == sum(step.compile_seconds) > 0
     assert all(p.native is not None for ps in step._programs.values() for p in ps)
     for k in params_eager:
         np.testing.assert_allclose(params_native[k], params_eager[k], rtol=1e-12, atol=1e-15)

@@ -84,16 +84,9 @@ class Adam(Optimizer):
         keys = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"]
 
         def scalars(dry=False):
-            st = flat.state
             if not dry:
-                states = self._native_states(flat)
-                if not st:
-                    st["step"] = 0
-                    for k in keys:
-                        st[k] = np.zeros_like(flat.data)
-                st["step"] += 1
-                flat.publish(states)
-            t = st.get("step", 1)
+                self._native_count_step(flat, dict.fromkeys(keys, 0))
+            t = flat.state.get("step", 1)
             lr, wd = group["lr"], group["weight_decay"]
             decay = 1 - lr * wd if (self.decoupled and wd) else 1.0
             coupled = 0.0 if self.decoupled else wd
@@ -159,15 +152,8 @@ class RMSprop(Optimizer):
         ]
 
         def scalars(dry=False):
-            st = flat.state
             if not dry:
-                states = self._native_states(flat)
-                if not st:
-                    st["step"] = 0
-                    for k in keys:
-                        st[k] = np.zeros_like(flat.data)
-                st["step"] += 1
-                flat.publish(states)
+                self._native_count_step(flat, dict.fromkeys(keys, 0))
             alpha = group["alpha"]
             return (
                 float(group["lr"]),
@@ -244,15 +230,9 @@ class Adagrad(Optimizer):
 
     def native_update(self, group, flat):
         def scalars(dry=False):
-            st = flat.state
             if not dry:
-                states = self._native_states(flat)
-                if not st:
-                    st["step"] = 0
-                    st["sum"] = np.full_like(flat.data, group["initial_accumulator_value"])
-                st["step"] += 1
-                flat.publish(states)
-            t = st.get("step", 1)
+                self._native_count_step(flat, {"sum": group["initial_accumulator_value"]})
+            t = flat.state.get("step", 1)
             clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
             return (float(clr), float(group["eps"]), float(group["weight_decay"]))
 

@@ -277,6 +277,19 @@ class Optimizer(abc.ABC):
         """
         return None
 
+    def _native_count_step(self, flat: FlatGroup, init: dict) -> None:
+        """What one eager step of a stateful rule does to a flat group's state besides its
+        arrays' values: create the arrays on the first step (``init``: key -> initial value),
+        count the step, show both in the per-parameter state dicts."""
+        states = self._native_states(flat)
+        st = flat.state
+        if not st:
+            st["step"] = 0
+            for k, value in init.items():
+                st[k] = np.full_like(flat.data, value)
+        st["step"] += 1
+        flat.publish(states)
+
     def _native_states(self, flat: FlatGroup) -> list:
         """The per-parameter state dicts of a flat group, synced with its flat state; raises
         LookupError when they disagree (the step then runs eagerly)."""

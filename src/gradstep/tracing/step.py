@@ -203,19 +203,19 @@ class CompiledStep:
         from gradstep import random as gs_random
 
         rng = gs_random.get_rng_state()
-        if program.native is not None:  # equal to rounding, not bit for bit
+        close = program.native is not None  # equal to rounding, not bit for bit
+        if close:
             out = program.build(program.native(args, kwargs))
-            same_arrays = _close_arrays
             leaves = program.native.params
         else:
             out = program.build(program.replay(*args, **kwargs))
-            same_arrays, leaves = _same_arrays, program.leaves
+            leaves = program.leaves
         replayed = _arrays(out)
         grads = [None if t._grad is None else t._grad.copy() for t in leaves]
         gs_random.set_rng_state(rng)
         result = self.fn(*args, **kwargs)
-        same = same_arrays(replayed, _arrays(result)) and same_arrays(
-            grads, [t._grad for t in leaves]
+        same = _same_arrays(replayed, _arrays(result), close) and _same_arrays(
+            grads, [t._grad for t in leaves], close
         )
         program.verified = True
         if not same:
@@ -376,23 +376,19 @@ def _arrays(result) -> list:
     return []
 
 
-def _same_arrays(a: list, b: list) -> bool:
-    return len(a) == len(b) and all(
-        (x is None and y is None)
-        or (
-            x is not None
-            and y is not None
-            and x.shape == y.shape
-            and x.dtype == y.dtype
-            and x.tobytes() == y.tobytes()
+def _same_arrays(a: list, b: list, close: bool = False) -> bool:
+    """Bit for bit (a replay against eager), or ``close``: equal to rounding (a native step
+    against eager; what verify must catch, NumPy code on ``.data`` that a trace cannot see,
+    differs by far more than a norm-relative 1e-3 in float32 or 1e-8 in float64)."""
+
+    def equal(x, y) -> bool:
+        if not close:
+            return x.tobytes() == y.tobytes()
+        tol = 1e-3 if x.dtype == np.float32 else 1e-8
+        return bool(
+            np.linalg.norm(np.asarray(x, np.float64) - y) <= tol * np.linalg.norm(y) + 1e-30
         )
-        for x, y in zip(a, b)
-    )
 
-
-def _close_arrays(a: list, b: list) -> bool:
-    """Equal to rounding (a native step against eager): what verify must catch, NumPy code
-    on ``.data`` that a trace cannot see, differs by far more."""
     return len(a) == len(b) and all(
         (x is None and y is None)
         or (
@@ -400,10 +396,7 @@ def _close_arrays(a: list, b: list) -> bool:
             and y is not None
             and x.shape == y.shape
             and x.dtype == y.dtype
-            and bool(
-                np.linalg.norm(np.asarray(x, np.float64) - y)
-                <= (1e-3 if x.dtype == np.float32 else 1e-8) * np.linalg.norm(y) + 1e-30
-            )
+            and equal(x, y)
         )
         for x, y in zip(a, b)
     )

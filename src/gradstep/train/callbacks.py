@@ -49,6 +49,7 @@ class History(Callback):
     def __init__(self):
         self.epochs: list[dict] = []
         self.stop_reason: str | None = None
+        self.compile_seconds = 0.0  # spent compiling native steps (fit(compile="native"))
 
     @property
     def history(self) -> dict[str, list]:

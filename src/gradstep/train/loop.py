@@ -158,6 +158,16 @@ class Trainer:
         finally:
             self._emit("on_train_end", {})
         self.history.stop_reason = self.stop_reason
+        seconds = getattr(self._forward_backward, "compile_seconds", [])
+        self.history.compile_seconds = sum(seconds)  # native compilation (or cache loads)
+        if seconds and self.verbose:
+            from gradstep.tracing.native import cache_dir
+
+            print(
+                f"native step: {len(seconds)} shape(s) compiled or loaded in {sum(seconds):.1f} s "
+                f"(cached in {cache_dir()})",
+                file=sys.stderr,
+            )
         if self.stop_reason and self.verbose != 0:
             print(self.stop_reason, file=sys.stderr)
         return self.history
