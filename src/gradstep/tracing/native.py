@@ -447,7 +447,7 @@ class NativeProgram:
         self.params = [p for p, _ in self.leaves]
         self.source = self._source(L, head)
         self.compile_seconds = 0.0
-        self.cached = False
+        self.cached = False  # compile_now found numba's disk cache
         self._fn = self._load(name)
         self._call = self._caller(kw_names)
 
@@ -495,10 +495,6 @@ class NativeProgram:
         except OSError:
             cacheable = False
         if cacheable:
-            self.cached = os.path.isdir(os.path.join(folder, "__pycache__")) and any(
-                n.startswith(f"step_{digest}.")
-                for n in os.listdir(os.path.join(folder, "__pycache__"))
-            )
             spec = importlib.util.spec_from_file_location(f"_gradstep_native_{digest}", path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
@@ -613,6 +609,8 @@ class NativeProgram:
         types = tuple(numba.typeof(a) for a in self.arguments(args, kwargs, dry=True))
         self._fn.compile(types)
         self.compile_seconds = time.perf_counter() - t0
+        stats = getattr(self._fn, "stats", None)  # numba's: loaded from its disk cache?
+        self.cached = bool(stats and sum(stats.cache_hits.values()))
 
     def __call__(self, args, kwargs):
         return self._call(args, kwargs)
