@@ -127,6 +127,14 @@ def test_every_optimizer_equals_eager_and_keeps_its_state(opt):
             np.testing.assert_allclose(sn["state"][i][k], v, rtol=1e-9, atol=1e-9 * scale)
 
 
+HEADS = {
+    "sigmoid": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "leaky_relu": lambda: nn.LeakyReLU(0.1),
+}
+
+
 def _tiny_model(dtype=np.float64):
     gs.manual_seed(1)
     return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(dtype)
@@ -149,6 +157,7 @@ def _step_for(model, opt, loss_of):
         ("sigmoid", F.mse_loss, "real"),
         ("relu", F.mse_loss, "real"),
         ("tanh", F.mse_loss, "real"),
+        ("leaky_relu", F.mse_loss, "real"),
         (None, F.cross_entropy, "labels"),
     ],
 )
@@ -170,9 +179,7 @@ def test_each_native_op_matches_its_numpy_op(head, loss_of, target, scale, rtol)
     for backend in ("eager", "native"):
         model = _tiny_model()
         if head:
-            model = nn.Sequential(
-                *model, {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}[head]()
-            )
+            model = nn.Sequential(*model, HEADS[head]())
         opt = optim.SGD(model.parameters(), lr=1e-4)
         step = _step_for(model, opt, loss_of)
         if backend == "native":
@@ -391,3 +398,21 @@ def test_the_matrix_product_kernels_equal_numpy_on_every_shape(seed):
         out = np.empty((m, k))
         K.matmul_tn(g, a, out)
         np.testing.assert_allclose(out, g.T @ a, rtol=1e-12, atol=1e-12)
+
+
+def test_a_step_numba_cannot_compile_is_replayed_with_a_notice(monkeypatch):
+    def refuse(self, args, kwargs):
+        raise RuntimeError("Failed in nopython mode pipeline (step: nopython frontend)\nmore")
+
+    monkeypatch.setattr(native_mod.NativeProgram, "compile_now", refuse)
+    model = _tiny_model()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step = gs.compile(_step_for(model, opt, F.mse_loss), backend="native")
+    x, y = (
+        gs.tensor(np.ones((5, 3)), dtype=np.float64),
+        gs.tensor(np.zeros((5, 2)), dtype=np.float64),
+    )
+    with pytest.warns(CompileWarning, match=r"compiling it failed \(RuntimeError: Failed in"):
+        step(x, y)
+    step(x, y)
+    assert step.replays == 1 and native_program(step) is None

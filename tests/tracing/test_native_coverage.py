@@ -14,7 +14,7 @@ from tests.ops.cases import CASES, draw_values, shift_apart
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "compile.md")
 #: The ops whose kernels tests/tracing/test_native.py checks against eager execution.
-TESTED_NATIVE = {"Linear", "Sigmoid", "ReLU", "Tanh", "MSE", "CrossEntropy"}
+TESTED_NATIVE = {"Linear", "Sigmoid", "ReLU", "LeakyReLU", "Tanh", "MSE", "CrossEntropy"}
 
 SHAPES = {
     "unary": [(3, 4)],

@@ -98,6 +98,19 @@ class LeakyReLU(Function):
     def backward(self, g):
         return g * self.scale
 
+    def lower(self, L, x, slope):
+        if x.dtype != L.dtype:
+            raise L.unsupported(f"leaky_relu of a {x.dtype} value in a {L.dtype} step")
+        y = L.buffer(x.shape, "leaky_relu")
+        L.emit(f"leaky_relu_forward({x}, _T({float(slope)!r}), {y})")
+        L.keep(self, x=x, slope=float(slope))
+        return y
+
+    def lower_backward(self, L, g, grads):
+        k = L.kept_by(self)
+        if grads[0] is not None:
+            L.emit(f"leaky_relu_backward({g}, {k['x']}, _T({k['slope']!r}), {grads[0]})")
+
 
 class Tanh(Function):
     """y = tanh(x);  dy/dx = 1 - y^2 from the kept output."""

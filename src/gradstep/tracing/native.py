@@ -260,7 +260,10 @@ class _Lowerer:
         if lower_fn is None:
             raise NotLowerableError(f"op {name} has no native kernel")
         args = [self.operand(a) for a in st.args]
-        self.vals[st.writes] = lower_fn(self.L, *args, **st.params)
+        try:
+            self.vals[st.writes] = lower_fn(self.L, *args, **st.params)
+        except TypeError as e:  # a parameter its lowering does not take
+            raise NotLowerableError(f"op {name} with {sorted(st.params)}: {e}") from None
         self.seen_op = True
 
     def call(self, func, args, kwargs) -> None:

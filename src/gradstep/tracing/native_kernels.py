@@ -197,6 +197,22 @@ def relu_backward(g, y, gx):
 
 
 @jit
+def leaky_relu_forward(x, slope, y):
+    """x where x > 0, else slope x (x * 1 and x * slope, as LeakyReLU's scale array gives)."""
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    for i in range(xf.size):
+        v = xf[i]
+        yf[i] = v if v > 0 else v * slope
+
+
+@jit
+def leaky_relu_backward(g, x, slope, gx):
+    gf, xf, out = g.reshape(-1), x.reshape(-1), gx.reshape(-1)
+    for i in range(gf.size):
+        out[i] = gf[i] if xf[i] > 0 else gf[i] * slope
+
+
+@jit
 def tanh_forward(x, y):
     xf, yf = x.reshape(-1), y.reshape(-1)
     for i in range(xf.size):

@@ -277,6 +277,13 @@ class CompiledStep:
         except native.NotLowerableError as e:
             self._notice(f"no native step: {e}", "; replaying it with NumPy")
             return None
+        except Exception as e:  # numba refusing the generated code: training goes on replayed
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            self._notice(
+                f"no native step: compiling it failed ({type(e).__name__}: {first})",
+                "; replaying it with NumPy",
+            )
+            return None
         self.compile_seconds.append(program.compile_seconds)
         return program
 
