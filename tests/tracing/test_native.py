@@ -8,6 +8,7 @@ to 1e-5 and each parameter tensor to 1e-5 of its norm.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -416,3 +417,167 @@ def test_a_step_numba_cannot_compile_is_replayed_with_a_notice(monkeypatch):
         step(x, y)
     step(x, y)
     assert step.replays == 1 and native_program(step) is None
+
+
+# --- what a review of the native backend found (each failed before its fix) ----------------------
+def _pair(make_model, make_opt):
+    """The same model and optimizer twice: one to run eagerly, one native."""
+    gs.manual_seed(3)
+    a = make_model()
+    b = copy.deepcopy(a)
+    return (a, make_opt(a)), (b, make_opt(b))
+
+
+def _close(xs, ys, rtol=1e-12):
+    for x, y in zip(xs, ys):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * max(np.abs(y).max(), 1e-300))
+
+
+def T(a):
+    return gs.tensor(a, dtype=np.float64)
+
+
+def test_two_modules_called_directly_keep_their_own_weights():
+    """Both are named 'weight' in their own module: the native names must still differ."""
+
+    def make():
+        return nn.ModuleList([nn.Linear(3, 4), nn.Linear(4, 2)]).to(np.float64)
+
+    (ea, eo), (na, no) = _pair(make, lambda m: optim.SGD(m.parameters(), lr=0.1))
+
+    def stepper(m, o):
+        def step(x, y):
+            o.zero_grad()
+            loss = F.mse_loss(m[1](F.tanh(m[0](x))), y)
+            loss.backward()
+            o.step()
+            return loss
+
+        return step
+
+    eager, native = stepper(ea, eo), gs.compile(stepper(na, no), backend="native")
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x, y = T(rng.normal(size=(5, 3))), T(rng.normal(size=(5, 2)))
+        np.testing.assert_allclose(native(x, y).item(), eager(x, y).item(), rtol=1e-12)
+    assert native_program(native) is not None
+    _close([p.data for p in na.parameters()], [p.data for p in ea.parameters()])
+
+
+@pytest.mark.parametrize("how", ["keywords", "object", "subclass"])
+def test_calls_the_fast_guard_cannot_check_still_run_the_step(how):
+    class Batch(gs.Tensor):
+        pass
+
+    (ea, eo), (na, no) = _pair(_tiny_model, lambda m: optim.SGD(m.parameters(), lr=0.1))
+
+    def stepper(m, o):
+        def step(x, y, cfg=None):
+            o.zero_grad()
+            loss = F.mse_loss(m(x), y)
+            loss.backward()
+            o.step()
+            return loss
+
+        return step
+
+    eager, native = stepper(ea, eo), gs.compile(stepper(na, no), backend="native")
+    rng = np.random.default_rng(0)
+    cfg = {"any": "object"}
+    for _ in range(4):
+        x, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+        if how == "keywords":
+            got, want = native(T(x), y=T(y)), eager(T(x), y=T(y))
+        elif how == "object":
+            got, want = native(T(x), T(y), cfg), eager(T(x), T(y), cfg)
+        else:
+            got, want = native(Batch(x, dtype=np.float64), T(y)), eager(T(x), T(y))
+        assert isinstance(got, gs.Tensor)
+        np.testing.assert_allclose(got.item(), want.item(), rtol=1e-12)
+    assert native.replays == 3
+
+
+@pytest.mark.parametrize("opt_name", ["momentum", "adam"])
+@pytest.mark.parametrize("how", ["resume", "reset"])
+def test_a_loaded_optimizer_state_is_followed(opt_name, how):
+    make_opt = {
+        "momentum": lambda m: optim.SGD(m.parameters(), lr=0.1, momentum=0.9),
+        "adam": lambda m: optim.Adam(m.parameters(), lr=0.01),
+    }[opt_name]
+    (ea, eo), (na, no) = _pair(_tiny_model, make_opt)
+    eager, native = (
+        _step_for(ea, eo, F.mse_loss),
+        gs.compile(_step_for(na, no, F.mse_loss), backend="native"),
+    )
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        x, y = T(rng.normal(size=(5, 3))), T(rng.normal(size=(5, 2)))
+        if i == 2:
+            saved = copy.deepcopy(eo.state_dict())
+        if i == 5:
+            for o in (eo, no):
+                sd = copy.deepcopy(saved) if how == "resume" else {**o.state_dict(), "state": {}}
+                o.load_state_dict(sd)
+        np.testing.assert_allclose(native(x, y).item(), eager(x, y).item(), rtol=1e-12)
+    _close([p.data for p in na.parameters()], [p.data for p in ea.parameters()])
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_refused_label_leaves_the_optimizer_state_as_eager_does(first):
+    (ea, eo), (na, no) = _pair(_tiny_model, lambda m: optim.Adam(m.parameters(), lr=0.01))
+    eager = _step_for(ea, eo, F.cross_entropy)
+    native = gs.compile(_step_for(na, no, F.cross_entropy), backend="native")
+    x, good, bad = (
+        T(np.ones((4, 3))),
+        gs.tensor(np.array([0, 1, 1, 0])),
+        gs.tensor(np.array([0, 7, 1, 0])),
+    )
+    for step in (eager, native):
+        step(x, good)  # the trace
+        if not first:
+            step(x, good)
+    for step in (eager, native):
+        with pytest.raises(ValueError, match="label 7 at index 1"):
+            step(x, bad)
+    se, sn = eo.state_dict()["state"], no.state_dict()["state"]
+    assert se.keys() == sn.keys() and all(se[i]["step"] == sn[i]["step"] for i in se)
+    for step in (eager, native):
+        step(x, good)
+    _close([p.data for p in na.parameters()], [p.data for p in ea.parameters()])
+
+
+def test_a_sliced_batch_after_a_contiguous_one_is_copied_not_refused():
+    (ea, eo), (na, no) = _pair(_tiny_model, lambda m: optim.SGD(m.parameters(), lr=0.1))
+    eager, native = (
+        _step_for(ea, eo, F.mse_loss),
+        gs.compile(_step_for(na, no, F.mse_loss), backend="native"),
+    )
+    data = T(np.random.default_rng(0).normal(size=(5, 6)))
+    x, y = data[:, :3], data[:, 3:5]
+    assert not x.data.flags.c_contiguous
+    for args in [(T(x.data.copy()), T(y.data.copy()))] * 2 + [(x, y)] * 2:
+        np.testing.assert_allclose(native(*args).item(), eager(*args).item(), rtol=1e-12)
+    assert native.replays == 3
+
+
+def test_two_updates_in_one_step_are_replayed_with_a_notice():
+    (ea, eo), (na, no) = _pair(_tiny_model, lambda m: optim.Adam(m.parameters(), lr=0.01))
+
+    def stepper(m, o):
+        def step(x, y):
+            o.zero_grad()
+            loss = F.mse_loss(m(x), y)
+            loss.backward()
+            o.step()
+            o.step()
+            return loss
+
+        return step
+
+    eager, native = stepper(ea, eo), gs.compile(stepper(na, no), backend="native")
+    x, y = T(np.ones((5, 3))), T(np.zeros((5, 2)))
+    with pytest.warns(CompileWarning, match=r"optimizer.step\(\) twice in one step"):
+        native(x, y)
+    eager(x, y)
+    for _ in range(3):
+        np.testing.assert_allclose(native(x, y).item(), eager(x, y).item(), rtol=1e-12)

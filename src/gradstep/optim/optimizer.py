@@ -42,6 +42,11 @@ def _views(flat, arrays) -> list:
     return out
 
 
+class StateMismatchError(LookupError):
+    """The per-parameter states of a flat group disagree, so no flat update can follow from
+    them (a native step then runs that call eagerly)."""
+
+
 class FlatGroup:
     """The parameters of one group, their gradients and their optimizer state, each in one
     flat buffer, so one update is a few calls over all of them together.
@@ -297,7 +302,7 @@ class Optimizer(abc.ABC):
         if not flat.synced:
             flat.synced = flat._sync(states)
             if not flat.synced:
-                raise LookupError("the parameters' optimizer states disagree")
+                raise StateMismatchError("the parameters' optimizer states disagree")
         return states
 
     # --- persistence ---------------------------------------------------------------------------

@@ -49,11 +49,12 @@ class SGD(Optimizer):
         keys = ("momentum_buffer",) if group["momentum"] else ()
 
         def scalars(dry=False):
+            # a loaded state is synced first (weight decay alone keeps none, as eager)
+            states = self._native_states(flat) if keys and not dry else None
             first = group["momentum"] and "momentum_buffer" not in flat.state
             if first and not dry:
-                self._native_states(flat)
                 flat.state["momentum_buffer"] = np.empty_like(flat.data)  # filled with g
-                flat.publish([self.state.setdefault(id(p), {}) for p in flat.params])
+                flat.publish(states)
             return (
                 float(group["lr"]),
                 float(group["momentum"]),

@@ -247,7 +247,8 @@ class _Lowerer:
         key = f"param{id(p)}"
         if key not in self.vals:
             g, offset, shape = self.slots[id(p)]
-            v = Val(self.pnames.get(id(p)) or self.L.name("p"), shape, p.data.dtype)
+            # unique: two modules called directly both have a "weight"
+            v = Val(self.L.name(self.pnames.get(id(p), "p")), shape, p.data.dtype)
             self.head.append(f"{v} = {g.data}[{offset}:{offset + v.size}].reshape({shape!r})")
             self.vals[key] = v
         return self.vals[key]
@@ -275,6 +276,8 @@ class _Lowerer:
         elif target in self.opts and func.__name__ == "step":
             if not self.backward_done:
                 raise NotLowerableError("optimizer.step() before backward()")
+            if id(target) in self.stepped:  # its scalars are computed once a call
+                raise NotLowerableError("optimizer.step() twice in one step")
             if self.after:
                 what = getattr(self.after[0][0], "__qualname__", "a call")
                 raise NotLowerableError(f"{what}() between backward() and step()")
@@ -429,6 +432,27 @@ def _numba_blas():
     return libs[0] if len(libs) == 1 else None
 
 
+def _snapshot(opt, flat) -> tuple:
+    """An optimizer group's state before a native step counts it (see _restore)."""
+    return dict(flat.state), {
+        id(p): dict(opt.state[id(p)]) for p in flat.params if id(p) in opt.state
+    }
+
+
+def _restore(opt, flat, saved) -> None:
+    """Undo what a step's scalars did to the state (a count, arrays made on the first step):
+    the step stopped at a value check, as eager execution does before any update."""
+    flat_state, per_param = saved
+    flat.state.clear()
+    flat.state.update(flat_state)
+    flat.bound.clear()
+    for p in flat.params:
+        if id(p) in per_param:
+            opt.state[id(p)] = per_param[id(p)]
+        else:
+            opt.state.pop(id(p), None)
+
+
 class NativeProgram:
     """The compiled native step and what it needs around each call.
 
@@ -522,7 +546,8 @@ class NativeProgram:
             out += [flat.data, flat.grad]
             if g.update is not None:
                 _, keys, scalars = g.update
-                out += [*[flat.state[k] for k in keys], scalars(dry=dry)]
+                q = scalars(dry=dry)  # first: it may sync or create the state arrays
+                out += [*[flat.state[k] for k in keys], q]
         return out + ([self.work, self.status] if self.checks else [self.work])
 
     def _caller(self, kw_names: list):
@@ -542,14 +567,18 @@ class NativeProgram:
             lines.append(f"B{k}()")
         n_pos = len(self.kinds) - len(kw_names)
         call = []
+        ns["contiguous"] = np.ascontiguousarray
         for i, kind in enumerate(self.kinds):
             src = f"args[{i}]" if i < n_pos else f"kwargs[{kw_names[i - n_pos]!r}]"
-            if kind:
-                call.append(f"{src}.data" if kind == "tensor" else src)
+            if kind:  # compiled for C-contiguous arrays: a slice of a batch is copied
+                lines.append(f"d{i} = {src}.data" if kind == "tensor" else f"d{i} = {src}")
+                lines.append(f"if not d{i}.flags.c_contiguous:\n        d{i} = contiguous(d{i})")
+                call.append(f"d{i}")
         for k, c in enumerate(self.consts):
             ns[f"C{k}"] = c
-            call.append(f"C{k}.data" if isinstance(c, Tensor) else f"C{k}")
+            call.append(f"contiguous(C{k}.data)" if isinstance(c, Tensor) else f"contiguous(C{k})")
         grads = []
+        undo = []
         for g in self.groups:
             j = g.index
             ns[f"F{j}"] = g.flat
@@ -561,9 +590,15 @@ class NativeProgram:
             lines.append(f"if {' or '.join(moved)}:\n        F{j}.link()")
             call += [f"F{j}.data", f"F{j}.grad"]
             if g.update is not None:
-                ns[f"Q{j}"] = g.update[2]
+                ns[f"Q{j}"], ns[f"O{j}"] = g.update[2], g.opt
+                if self.checks:  # a failed check must leave the state as eager leaves it
+                    lines.append(f"saved{j} = _snapshot(O{j}, F{j})")
+                    undo.append(f"_restore(O{j}, F{j}, saved{j})")
+                # the scalars first: they may sync or create the state arrays read next
+                lines.append(f"q{j} = Q{j}()")
                 call += [f"F{j}.state[{k!r}]" for k in g.update[1]]
-                call.append(f"Q{j}()")
+                call.append(f"q{j}")
+        ns["_snapshot"], ns["_restore"] = _snapshot, _restore
         call += ["work", "status"] if self.checks else ["work"]
         from gradstep.tracing.native_kernels import BLAS_MIN
 
@@ -580,7 +615,9 @@ class NativeProgram:
                 "        blas.set_num_threads(n_threads)"
             )
         if self.checks:  # a step without value checks has no status array at all
-            lines.append("if status[2]:\n        fail()")
+            lines.append(
+                "if status[2]:\n        " + "".join(u + "\n        " for u in undo) + "fail()"
+            )
         lines += grads
         for k, (func, a, kw) in enumerate(self.after):
             ns[f"A{k}"] = functools.partial(func, *a, **kw)

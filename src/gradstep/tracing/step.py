@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from gradstep import autograd
+from gradstep.optim.optimizer import StateMismatchError
 from gradstep.tensor import Tensor
 from gradstep.tracing.codegen import names, replay_source
 from gradstep.tracing.ir import Backward, Stmt
@@ -154,12 +155,15 @@ class CompiledStep:
                 if p.matches():
                     if self.verify and not p.verified:
                         return self._verify(p, key, args, kwargs)
-                    if p.native is not None:
-                        if p.fast is None:
-                            p.fast = _fast_path(self, key, p)
-                        self._fast = p.fast
-                        return p.fast(args, kwargs)
                     self.replays += 1
+                    if p.native is not None:
+                        if p.fast is None:  # made once; None where no guard can tell
+                            p.fast = _fast_path(self, key, p) or False
+                        self._fast = p.fast or None
+                        try:
+                            return p.build(p.native(args, kwargs))
+                        except StateMismatchError as e:  # states that cannot be flat
+                            return self._native_failed(e, args, kwargs)
                     return p.build(p.replay(*args, **kwargs))
         elif key in self.eager_reasons:
             return self.fn(*args, **kwargs)
@@ -319,7 +323,9 @@ def _fast_path(step: CompiledStep, key: tuple, p: _Program):
     """One generated function that checks, without building the signature, that a call has
     ``key``'s shapes, dtypes and grad mode and ``p``'s module modes, and then runs ``p``'s
     native step and builds its result; it returns ``_MISS`` for any other call, which then
-    takes the general path. (At the lecture's model this is a third of a native step's time.)"""
+    takes the general path. None where the signature has keywords or objects compared by
+    identity (the general path serves those). (At the lecture's model the general dispatch
+    is a third of a native step's time.)"""
     positional, keywords, grad = key
     ns = {
         "Tensor": Tensor,
@@ -328,13 +334,14 @@ def _fast_path(step: CompiledStep, key: tuple, p: _Program):
         "step": step,
         "run": p.native._call,
         "build": p.build,
+        "StateMismatchError": StateMismatchError,
     }
     lines = [
         f"if kwargs or len(args) != {len(positional)} or autograd._grad_enabled is not {grad}:"
     ]
     lines.append("    return MISS")
     if keywords:
-        return lambda args, kwargs: _MISS
+        return None
     for i, sig in enumerate(positional):
         lines.append(f"a = args[{i}]")
         if sig[0] is Tensor:
@@ -351,7 +358,7 @@ def _fast_path(step: CompiledStep, key: tuple, p: _Program):
             ns["ndarray"] = np.ndarray
         else:  # a Python value or another object: the general path compares it
             if sig[0] is object:
-                return lambda args, kwargs: _MISS
+                return None
             ns[f"C{i}"], ns[f"V{i}"] = sig
             lines.append(f"if type(a) is not C{i} or a != V{i}:")
         lines.append("    return MISS")
@@ -363,7 +370,7 @@ def _fast_path(step: CompiledStep, key: tuple, p: _Program):
         "step.replays += 1",
         "try:",
         "    out = run(args, kwargs)",
-        "except LookupError as e:  # optimizer states that cannot be flat",
+        "except StateMismatchError as e:  # optimizer states that cannot be flat",
         "    return step._native_failed(e, args, kwargs)",
         "return build(out)",
     ]
