@@ -13,6 +13,7 @@ from gradstep import autograd
 from gradstep.optim.optimizer import StateMismatchError
 from gradstep.tensor import Tensor
 from gradstep.tracing.codegen import names, replay_source
+from gradstep.tracing.fast_path import MISS, fast_path
 from gradstep.tracing.ir import Backward, Stmt
 from gradstep.tracing.recorder import Tracer
 
@@ -146,7 +147,7 @@ class CompiledStep:
         fast = self._fast
         if fast is not None:  # the last native program's own guards and call
             out = fast(args, kwargs)
-            if out is not _MISS:
+            if out is not MISS:
                 return out
         key = _signature(args, kwargs)
         programs = self._programs.get(key)
@@ -158,7 +159,7 @@ class CompiledStep:
                     self.replays += 1
                     if p.native is not None:
                         if p.fast is None:  # made once; None where no guard can tell
-                            p.fast = _fast_path(self, key, p) or False
+                            p.fast = fast_path(self, key, p) or False
                         self._fast = p.fast or None
                         try:
                             return p.build(p.native(args, kwargs))
@@ -314,69 +315,6 @@ class CompiledStep:
         leaves = [namespace[n] for n in sorted(tracer.accumulated) if n in namespace]
         program = _Program(namespace["_replay"], list(tracer.modules.values()), build, src, leaves)
         return program, returned
-
-
-_MISS = object()
-
-
-def _fast_path(step: CompiledStep, key: tuple, p: _Program):
-    """One generated function that checks, without building the signature, that a call has
-    ``key``'s shapes, dtypes and grad mode and ``p``'s module modes, and then runs ``p``'s
-    native step and builds its result; it returns ``_MISS`` for any other call, which then
-    takes the general path. None where the signature has keywords or objects compared by
-    identity (the general path serves those). (At the lecture's model the general dispatch
-    is a third of a native step's time.)"""
-    positional, keywords, grad = key
-    ns = {
-        "Tensor": Tensor,
-        "autograd": autograd,
-        "MISS": _MISS,
-        "step": step,
-        "run": p.native._call,
-        "build": p.build,
-        "StateMismatchError": StateMismatchError,
-    }
-    lines = [
-        f"if kwargs or len(args) != {len(positional)} or autograd._grad_enabled is not {grad}:"
-    ]
-    lines.append("    return MISS")
-    if keywords:
-        return None
-    for i, sig in enumerate(positional):
-        lines.append(f"a = args[{i}]")
-        if sig[0] is Tensor:
-            _, shape, dtype, requires_grad, data_type = sig
-            ns[f"D{i}"], ns[f"T{i}"] = dtype, data_type
-            lines.append(f"if type(a) is not Tensor or a.requires_grad is not {requires_grad}:")
-            lines.append("    return MISS")
-            lines.append("d = a.data")
-            lines.append(f"if type(d) is not T{i} or d.shape != {shape!r} or d.dtype != D{i}:")
-        elif sig[0] is np.ndarray:
-            _, shape, dtype = sig
-            ns[f"D{i}"] = dtype
-            lines.append(f"if type(a) is not ndarray or a.shape != {shape!r} or a.dtype != D{i}:")
-            ns["ndarray"] = np.ndarray
-        else:  # a Python value or another object: the general path compares it
-            if sig[0] is object:
-                return None
-            ns[f"C{i}"], ns[f"V{i}"] = sig
-            lines.append(f"if type(a) is not C{i} or a != V{i}:")
-        lines.append("    return MISS")
-    for k, (m, flag) in enumerate(zip(p.modules, p.flags)):
-        ns[f"M{k}"] = m
-        lines.append(f"if M{k}.training is not {flag}:")
-        lines.append("    return MISS")
-    lines += [
-        "step.replays += 1",
-        "try:",
-        "    out = run(args, kwargs)",
-        "except StateMismatchError as e:  # optimizer states that cannot be flat",
-        "    return step._native_failed(e, args, kwargs)",
-        "return build(out)",
-    ]
-    src = "def fast(args, kwargs):\n    " + "\n    ".join(lines) + "\n"
-    exec(builtins.compile(src, "<gradstep.compile fast path>", "exec"), ns)
-    return ns["fast"]
 
 
 def _arrays(result) -> list:

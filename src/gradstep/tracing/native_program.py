@@ -1,0 +1,287 @@
+"""The compiled native step: its generated source, numba's disk cache, the per-call wrapper.
+
+:mod:`.native` lowers a trace into a :class:`~gradstep.tracing.native.Lowering`; this module
+turns that into a :class:`NativeProgram`: the source of one ``@njit(cache=True)`` function,
+written to the cache folder under its digest, and a generated Python function that does one
+call (the optimizers' scalars, the compiled step, the gradients shown as ``.grad``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import sys
+import time
+
+import numpy as np
+
+from gradstep.tensor import Tensor
+
+
+def cache_dir() -> str:
+    """Where generated steps and numba's cache of them live: $GRADSTEP_CACHE_DIR, else
+    $XDG_CACHE_HOME/gradstep/native, else ~/.cache/gradstep/native."""
+    explicit = os.environ.get("GRADSTEP_CACHE_DIR")
+    if explicit:
+        return os.path.join(explicit, "native")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gradstep", "native")
+
+
+def _kernels_digest() -> str:
+    from gradstep.tracing import native_kernels
+
+    with open(native_kernels.__file__, "rb") as f:
+        src = f.read()
+    import numba
+
+    return hashlib.sha256(src + numba.__version__.encode()).hexdigest()
+
+
+#: Below this many multiply-adds in its largest matrix product, a native step runs its BLAS
+#: calls on one thread. Measured at 1 and 2 threads on the benchmark's CPU (2 cores, shared):
+#: (b), 1.9M, ran 5,062 steps/s on one thread and 2,661 on two; (c), 134M, 42 and 34-46.
+ONE_THREAD_BELOW = 1 << 24
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_blas():
+    """threadpoolctl's controller of the BLAS numba's np.dot calls (SciPy's OpenBLAS, loaded by
+    then), or None when it cannot be told apart."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads it)
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    libs = [
+        c
+        for c in ThreadpoolController().lib_controllers
+        if "scipy.libs" in c.filepath or "scipy/.libs" in c.filepath
+    ]
+    return libs[0] if len(libs) == 1 else None
+
+
+def _snapshot(opt, flat) -> tuple:
+    """An optimizer group's state before a native step counts it (see _restore)."""
+    return dict(flat.state), {
+        id(p): dict(opt.state[id(p)]) for p in flat.params if id(p) in opt.state
+    }
+
+
+def _restore(opt, flat, saved) -> None:
+    """Undo what a step's scalars did to the state (a count, arrays made on the first step):
+    the step stopped at a value check, as eager execution does before any update."""
+    flat_state, per_param = saved
+    flat.state.clear()
+    flat.state.update(flat_state)
+    flat.bound.clear()
+    for p in flat.params:
+        if id(p) in per_param:
+            opt.state[id(p)] = per_param[id(p)]
+        else:
+            opt.state.pop(id(p), None)
+
+
+class NativeProgram:
+    """The compiled native step and what it needs around each call.
+
+    Calling it runs the step on the call's arguments: the Python calls recorded before the
+    first op, each optimizer's scalars for this step, the compiled function, the gradients
+    shown as each parameter's ``.grad``, the Python calls recorded after the update.
+    """
+
+    def __init__(self, L, head, groups, kinds, kw_names, consts, results, before, after, name):
+        self.groups, self.kinds, self.consts = groups, kinds, consts
+        self.results, self.before, self.after = results, before, after
+        self.dtype = L.dtype
+        self.checks = L.checks
+        self.largest_matmul = L.largest_matmul
+        self.where = L.where
+        self.work = np.zeros(L.work, L.dtype)
+        self.status = np.zeros(3, np.int64)  # a failed check: its values, then its number
+        self.leaves = [(p, h) for g in groups for p, _, h in g.flat.slots]
+        self.params = [p for p, _ in self.leaves]
+        self.source = self._source(L, head)
+        self.compile_seconds = 0.0
+        self.cached = False  # compile_now found numba's disk cache
+        self._fn = self._load(name)
+        self._call = self._caller(kw_names)
+
+    def _source(self, L, head) -> str:
+        args = [f"a{i}" for i, k in enumerate(self.kinds) if k is not None]
+        args += [f"c{k}" for k in range(len(self.consts))]
+        for g in self.groups:
+            args += [g.data, g.grad]
+            if g.update is not None:  # stepped inside (a forward+backward step is not)
+                args += [f"S{g.index}_{k}" for k in range(len(g.update[1]))]
+                args.append(f"Q{g.index}")
+        args += ["work", "status"] if self.checks else ["work"]
+        scalars = [v for v in self.results if v.ndim == 0]
+        if len(scalars) == 1:  # the common case (the loss): a float, not a tuple
+            ret, failed = str(scalars[0]), "_T(0)"
+        else:
+            ret = "(" + "".join(f"{v}, " for v in scalars) + ")"
+            failed = "(" + "_T(0), " * len(scalars) + ")"
+        lines = head + L.views + L.body
+        body = "\n    ".join(line.replace("FAILED", failed) for line in lines)
+        t = "np.float32" if self.dtype == np.float32 else "np.float64"
+        return (
+            "# generated by gradstep.compile(backend='native'); edits are overwritten\n"
+            "import numpy as np\n"
+            "from numba import njit\n"
+            "from gradstep.tracing.native_kernels import *  # noqa: F403\n\n"
+            f"_T = {t}\n\n\n"
+            "@njit(cache=True, nogil=True, error_model='numpy')\n"
+            f"def step({', '.join(args)}):\n    {'status[2] = 0' if self.checks else 'pass'}\n"
+            f"    {body}\n    return {ret}\n"
+        )
+
+    def _load(self, name: str):
+        digest = hashlib.sha256((self.source + _kernels_digest()).encode()).hexdigest()[:24]
+        folder = cache_dir()
+        path = os.path.join(folder, f"step_{digest}.py")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            if not os.path.exists(path):
+                tmp = f"{path}.{os.getpid()}.tmp"
+                with open(tmp, "w") as f:
+                    f.write(self.source)
+                os.replace(tmp, path)
+            cacheable = os.access(folder, os.W_OK)
+        except OSError:
+            cacheable = False
+        if cacheable:
+            spec = importlib.util.spec_from_file_location(f"_gradstep_native_{digest}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return module.step
+        namespace: dict = {}
+        exec(
+            compile(self.source.replace("cache=True", "cache=False"), f"<native {name}>", "exec"),
+            namespace,
+        )
+        return namespace["step"]
+
+    def arguments(self, args, kwargs, dry: bool = False) -> list:
+        """The compiled function's arguments for one call (``dry``: without counting a step)."""
+        inputs = list(args) + [kwargs[k] for k in sorted(kwargs)]
+        out = [a.data if k == "tensor" else a for a, k in zip(inputs, self.kinds) if k]
+        out += [c.data if isinstance(c, Tensor) else c for c in self.consts]
+        for g in self.groups:
+            flat = g.flat
+            if any(p.data is not v for p, v, _ in flat.slots):
+                flat.link()  # p.data = array was assigned: copied into the buffer again
+            out += [flat.data, flat.grad]
+            if g.update is not None:
+                _, keys, scalars = g.update
+                q = scalars(dry=dry)  # first: it may sync or create the state arrays
+                out += [*[flat.state[k] for k in keys], q]
+        return out + ([self.work, self.status] if self.checks else [self.work])
+
+    def _caller(self, kw_names: list):
+        """A Python function doing one call with no loop of its own (this runs every step):
+        the recorded calls before the first op, the arguments' arrays, the optimizers'
+        scalars, the compiled step, the gradients shown as ``.grad``, the calls after."""
+        ns: dict = {
+            "fn": self._fn,
+            "work": self.work,
+            "status": self.status,
+            "_asarray": np.asarray,
+        }
+        ns["dtype"], ns["fail"] = self.dtype, self._fail
+        lines = []
+        for k, (func, a, kw) in enumerate(self.before):
+            ns[f"B{k}"] = functools.partial(func, *a, **kw)
+            lines.append(f"B{k}()")
+        n_pos = len(self.kinds) - len(kw_names)
+        call = []
+        ns["contiguous"] = np.ascontiguousarray
+        for i, kind in enumerate(self.kinds):
+            src = f"args[{i}]" if i < n_pos else f"kwargs[{kw_names[i - n_pos]!r}]"
+            if kind:  # compiled for C-contiguous arrays: a slice of a batch is copied
+                lines.append(f"d{i} = {src}.data" if kind == "tensor" else f"d{i} = {src}")
+                lines.append(f"if not d{i}.flags.c_contiguous:\n        d{i} = contiguous(d{i})")
+                call.append(f"d{i}")
+        for k, c in enumerate(self.consts):
+            ns[f"C{k}"] = c
+            call.append(f"contiguous(C{k}.data)" if isinstance(c, Tensor) else f"contiguous(C{k})")
+        grads = []
+        undo = []
+        for g in self.groups:
+            j = g.index
+            ns[f"F{j}"] = g.flat
+            moved = []
+            for k, (p, v, h) in enumerate(g.flat.slots):
+                ns[f"P{j}_{k}"], ns[f"V{j}_{k}"], ns[f"H{j}_{k}"] = p, v, h
+                moved.append(f"P{j}_{k}.data is not V{j}_{k}")
+                grads.append(f"P{j}_{k}._grad = H{j}_{k}")
+            lines.append(f"if {' or '.join(moved)}:\n        F{j}.link()")
+            call += [f"F{j}.data", f"F{j}.grad"]
+            if g.update is not None:
+                ns[f"Q{j}"], ns[f"O{j}"] = g.update[2], g.opt
+                if self.checks:  # a failed check must leave the state as eager leaves it
+                    lines.append(f"saved{j} = _snapshot(O{j}, F{j})")
+                    undo.append(f"_restore(O{j}, F{j}, saved{j})")
+                # the scalars first: they may sync or create the state arrays read next
+                lines.append(f"q{j} = Q{j}()")
+                call += [f"F{j}.state[{k!r}]" for k in g.update[1]]
+                call.append(f"q{j}")
+        ns["_snapshot"], ns["_restore"] = _snapshot, _restore
+        call += ["work", "status"] if self.checks else ["work"]
+        from gradstep.tracing.native_kernels import BLAS_MIN
+
+        # only a step whose products reach BLAS pays for setting its threads (~3 us a call)
+        calls_blas = BLAS_MIN <= self.largest_matmul < ONE_THREAD_BELOW
+        blas = _numba_blas() if calls_blas else None
+        if blas is None:
+            lines.append(f"r = fn({', '.join(call)})")
+        else:  # small products: one BLAS thread for this call, the user's setting after it
+            ns["blas"] = blas
+            lines.append(
+                f"n_threads = blas.get_num_threads()\n    blas.set_num_threads(1)\n    try:\n"
+                f"        r = fn({', '.join(call)})\n    finally:\n"
+                "        blas.set_num_threads(n_threads)"
+            )
+        if self.checks:  # a step without value checks has no status array at all
+            lines.append(
+                "if status[2]:\n        " + "".join(u + "\n        " for u in undo) + "fail()"
+            )
+        lines += grads
+        for k, (func, a, kw) in enumerate(self.after):
+            ns[f"A{k}"] = functools.partial(func, *a, **kw)
+            lines.append(f"A{k}()")
+        scalars = [v for v in self.results if v.ndim == 0]
+        values, it = [], iter(range(len(scalars)))
+        for v in self.results:
+            if v.ndim == 0:
+                values.append(
+                    "_asarray(r, dtype)" if len(scalars) == 1 else f"_asarray(r[{next(it)}], dtype)"
+                )
+            else:  # a copy: the work buffer is the next step's
+                offset, shape = self.where[v.name]
+                values.append(f"work[{offset}:{offset + v.size}].reshape({shape!r}).copy()")
+        lines.append(f"return ({''.join(x + ', ' for x in values)})")
+        src = "def call(args, kwargs):\n    " + "\n    ".join(lines) + "\n"
+        self.caller_source = src
+        exec(compile(src, "<gradstep native call>", "exec"), ns)
+        return ns["call"]
+
+    def _fail(self):
+        raise ValueError(self.checks[self.status[2] - 1].format(*self.status[:2]))
+
+    def compile_now(self, args, kwargs) -> None:
+        """Compile for these arguments' types (or load numba's cache), timing it."""
+        import numba
+
+        t0 = time.perf_counter()
+        types = tuple(numba.typeof(a) for a in self.arguments(args, kwargs, dry=True))
+        self._fn.compile(types)
+        self.compile_seconds = time.perf_counter() - t0
+        stats = getattr(self._fn, "stats", None)  # numba's: loaded from its disk cache?
+        self.cached = bool(stats and sum(stats.cache_hits.values()))
+
+    def __call__(self, args, kwargs):
+        return self._call(args, kwargs)
