@@ -133,15 +133,6 @@ class _Group:
         self.update = None  # (kernel, state keys, scalars function)
 
 
-def _param_names(modules) -> dict:
-    """id(parameter) -> a name from the outermost recorded module's named_parameters."""
-    out: dict = {}
-    for m in sorted(modules, key=lambda m: -len(list(m.parameters()))):
-        for name, p in m.named_parameters():
-            out.setdefault(id(p), "p_" + re.sub(r"\W", "_", name))
-    return out
-
-
 def _find_optimizers(tracer) -> list:
     from gradstep.optim.optimizer import Optimizer
 
@@ -208,7 +199,6 @@ class _Lowerer:
         if len(dtypes) != 1:
             raise NotLowerableError("no optimizer, or optimizers of different dtypes, in the step")
         self.L = Lowering(dtypes.pop())
-        self.pnames = _param_names(tracer.modules.values())
         self.vals: dict = {}  # replay expression (or "param<id>") -> native value
         self.consts: list = []  # tensors/arrays made before the step, passed each call
         self.head: list[str] = []  # the parameters' and their gradients' views
@@ -243,8 +233,9 @@ class _Lowerer:
         key = f"param{id(p)}"
         if key not in self.vals:
             g, offset, shape = self.slots[id(p)]
-            # unique: two modules called directly both have a "weight"
-            v = Val(self.L.name(self.pnames.get(id(p), "p")), shape, p.data.dtype)
+            # the replay's name for it (p_0_weight), made unique here too: two modules
+            # called directly both have a "weight"
+            v = Val(self.L.name(self.tracer.leaf.get(id(p)) or "p"), shape, p.data.dtype)
             self.head.append(f"{v} = {g.data}[{offset}:{offset + v.size}].reshape({shape!r})")
             self.vals[key] = v
         return self.vals[key]
