@@ -63,6 +63,12 @@ def _numba_blas():
     return libs[0] if len(libs) == 1 else None
 
 
+def _contiguous(a):
+    """``a`` itself when C-contiguous (0-d included), else a C-contiguous copy of the same
+    shape (np.ascontiguousarray would make a 0-d array 1-d)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(a.shape)
+
+
 def _snapshot(opt, flat) -> tuple:
     """An optimizer group's state before a native step counts it (see _restore)."""
     return dict(flat.state), {
@@ -198,7 +204,7 @@ class NativeProgram:
             lines.append(f"B{k}()")
         n_pos = len(self.kinds) - len(kw_names)
         call = []
-        ns["contiguous"] = np.ascontiguousarray
+        ns["contiguous"] = _contiguous
         for i, kind in enumerate(self.kinds):
             src = f"args[{i}]" if i < n_pos else f"kwargs[{kw_names[i - n_pos]!r}]"
             if kind:  # compiled for C-contiguous arrays: a slice of a batch is copied
