@@ -1,15 +1,21 @@
-"""Every op of the op-case table has a native kernel (tested in test_native.py) or is listed in
-docs/compile.md as replayed with NumPy; the list there is the code's, checked here."""
+"""Every op of the op-case table, and every other Function class of gradstep.ops, has a native
+kernel (tested in test_native.py) or is listed in docs/compile.md as replayed with NumPy; the
+list there is the code's, checked here."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
+import pkgutil
 import re
 
 import numpy as np
 import pytest
 
 import gradstep as gs
+import gradstep.ops
+from gradstep.autograd import Function
 from tests.ops.cases import CASES, draw_values, shift_apart
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "compile.md")
@@ -61,7 +67,25 @@ def documented() -> tuple[set, set]:
     return native, replayed
 
 
-ALL = sorted({c for case in CASES for c in op_classes(case)}, key=lambda c: c.__name__)
+def ops_defined() -> set:
+    """Every public Function class of gradstep.ops, table row or not (Dropout, BatchNorm)."""
+    out = set()
+    for info in pkgutil.iter_modules(gradstep.ops.__path__):
+        module = importlib.import_module(f"gradstep.ops.{info.name}")
+        for name, c in vars(module).items():
+            if (
+                inspect.isclass(c)
+                and issubclass(c, Function)
+                and c.__module__ == module.__name__
+                and not name.startswith("_")
+            ):
+                out.add(c)
+    return out
+
+
+ALL = sorted(
+    {c for case in CASES for c in op_classes(case)} | ops_defined(), key=lambda c: c.__name__
+)
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)

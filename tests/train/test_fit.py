@@ -245,6 +245,20 @@ def test_native_fit_equals_eager_to_rounding_with_the_update_after_the_check():
     assert short._forward_backward.backend == "replay"
 
 
+def test_a_native_fit_notice_names_fit_and_points_at_the_fit_call():
+    gs.manual_seed(0)
+    X, Y = regression_data(n=32)
+    with gs.default_dtype(np.float64):
+        model = nn.Sequential(nn.Linear(1, 4), nn.GELU(), nn.Linear(4, 1))
+        data = gs.data.TensorDataset(X, Y)
+    trainer = Trainer(
+        model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1), verbose=0, compile="native"
+    )
+    with pytest.warns(gs.CompileWarning, match=r"fit's forward and backward\): no native") as w:
+        trainer.fit(DataLoader(data, 8), epochs=1)
+    assert w[0].filename == __file__
+
+
 def test_native_fit_stops_at_a_nan_loss_before_the_update():
     eager, hist_e, _ = _native_fit_run(False, poison_row=40)  # batch 3 of epoch 1
     native, hist_n, trainer = _native_fit_run("native", poison_row=40)

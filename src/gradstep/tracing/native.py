@@ -83,8 +83,8 @@ class Lowering:
     def name(self, hint: str) -> str:
         hint = re.sub(r"\W", "_", hint).lower()
         n = self.counts[hint] = self.counts.get(hint, 0) + 1
-        if hint[-1].isdigit():  # already numbered (g_linear2): a suffix only for a second one
-            return hint if n == 1 else f"{hint}_{n}"
+        if hint[-1].isdigit() or "_" in hint:  # g_linear2, p_0_weight: kept as they are
+            return hint if n == 1 else f"{hint}_{n}"  # (a suffix only for a second one)
         return f"{hint}{n}"
 
     def buffer(self, shape, hint: str) -> Val:

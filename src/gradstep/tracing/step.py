@@ -5,6 +5,8 @@ from __future__ import annotations
 import builtins
 import functools
 import numbers
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -58,6 +60,22 @@ class _Program:
 
     def matches(self) -> bool:
         return [m.training for m in self.modules] == self.flags  # runs every call: no generator
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside gradstep's tracing (or the loop of
+    gradstep.train), so a notice points at the user's line whatever path raised it."""
+    frame, level = sys._getframe(1), 1
+    inside = (
+        os.sep + os.path.join("gradstep", "tracing") + os.sep,
+        os.sep + os.path.join("gradstep", "train", "loop.py"),
+    )
+    while frame is not None and (
+        frame.f_code.co_filename.startswith("<gradstep")  # generated replay/guard code
+        or any(part in frame.f_code.co_filename for part in inside)
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _signature(args, kwargs) -> tuple:
@@ -132,6 +150,8 @@ class CompiledStep:
         functools.update_wrapper(self, fn)
         self.fn, self.max_traces, self.verify = fn, max_traces, verify
         self.backend = backend
+        #: What notices call the step (fit names its own: "fit's forward and backward").
+        self.name = getattr(fn, "__name__", "step")
         #: Seconds spent compiling native code (or loading it from numba's cache), per trace.
         self.compile_seconds: list = []
         self.notice_retrace = notice_retrace
@@ -184,6 +204,12 @@ class CompiledStep:
             )
         return self._trace(key, args, kwargs)
 
+    @property
+    def native_programs(self) -> list:
+        """The native programs of this step's traces (``.source`` is the generated code,
+        ``.compile_seconds`` its compilation); empty when every trace is replayed with NumPy."""
+        return [p.native for ps in self._programs.values() for p in ps if p.native is not None]
+
     def _native_failed(self, error, args, kwargs):
         """A native program's optimizer states cannot be flat (see native_update): eager."""
         self.replays -= 1
@@ -193,8 +219,11 @@ class CompiledStep:
     def _notice(self, reason: str, consequence: str = "; running it eagerly") -> None:
         if reason not in self._warned:
             self._warned.add(reason)
-            name = getattr(self.fn, "__name__", "step")
-            warnings.warn(f"gradstep.compile({name}): {reason}{consequence}", CompileWarning, 3)
+            warnings.warn(
+                f"gradstep.compile({self.name}): {reason}{consequence}",
+                CompileWarning,
+                _caller_level(),
+            )
 
     def _verify(self, program: _Program, key, args, kwargs):
         """Replay, then run eagerly from the same random state, and compare bit for bit.

@@ -111,6 +111,7 @@ class Trainer:
             self._forward_backward = compile_step(
                 self._eager_forward_backward, verify=True, notice_retrace=False, backend="native"
             )
+            self._forward_backward.name = "fit's forward and backward"
 
     def _eager_forward_backward(self, xb, yb):
         self.optimizer.zero_grad()
