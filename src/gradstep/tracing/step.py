@@ -18,6 +18,7 @@ from gradstep.tracing.codegen import names, replay_source
 from gradstep.tracing.fast_path import MISS, fast_path
 from gradstep.tracing.ir import Backward, Stmt
 from gradstep.tracing.recorder import Tracer
+from gradstep.tracing.results import arrays, result_builder, same_arrays
 
 BACKENDS = ("replay", "native", "auto")
 
@@ -244,11 +245,11 @@ class CompiledStep:
         else:
             out = program.build(program.replay(*args, **kwargs))
             leaves = program.leaves
-        replayed = _arrays(out)
+        replayed = arrays(out)
         grads = [None if t._grad is None else t._grad.copy() for t in leaves]
         gs_random.set_rng_state(rng)
         result = self.fn(*args, **kwargs)
-        same = _same_arrays(replayed, _arrays(result), close) and _same_arrays(
+        same = same_arrays(replayed, arrays(result), close) and same_arrays(
             grads, [t._grad for t in leaves], close
         )
         program.verified = True
@@ -323,7 +324,7 @@ class CompiledStep:
 
     def _build(self, tracer: Tracer, kinds, kw_names, result) -> tuple:
         returned: list = []
-        build = _result_builder(tracer, result, returned)
+        build = result_builder(tracer, result, returned)
         src = replay_source(
             tracer, len(kinds) - len(kw_names), kinds, kw_names, [e for e, _ in returned]
         )
@@ -344,67 +345,6 @@ class CompiledStep:
         leaves = [namespace[n] for n in sorted(tracer.accumulated) if n in namespace]
         program = _Program(namespace["_replay"], list(tracer.modules.values()), build, src, leaves)
         return program, returned
-
-
-def _arrays(result) -> list:
-    """The arrays inside a step's result, in order (for comparing two runs)."""
-    if isinstance(result, Tensor):
-        return [result.data]
-    if isinstance(result, (tuple, list)):
-        return [a for r in result for a in _arrays(r)]
-    if isinstance(result, dict):
-        return [a for r in result.values() for a in _arrays(r)]
-    return []
-
-
-def _same_arrays(a: list, b: list, close: bool = False) -> bool:
-    """Bit for bit (a replay against eager), or ``close``: equal to rounding (a native step
-    against eager; what verify must catch, NumPy code on ``.data`` that a trace cannot see,
-    differs by far more than a norm-relative 1e-3 in float32 or 1e-8 in float64)."""
-
-    def equal(x, y) -> bool:
-        if not close:
-            return x.tobytes() == y.tobytes()
-        tol = 1e-3 if x.dtype == np.float32 else 1e-8
-        return bool(
-            np.linalg.norm(np.asarray(x, np.float64) - y) <= tol * np.linalg.norm(y) + 1e-30
-        )
-
-    return len(a) == len(b) and all(
-        (x is None and y is None)
-        or (
-            x is not None
-            and y is not None
-            and x.shape == y.shape
-            and x.dtype == y.dtype
-            and equal(x, y)
-        )
-        for x, y in zip(a, b)
-    )
-
-
-def _result_builder(tracer: Tracer, result, returned: list):
-    """A function turning the replay's returned arrays back into the step's return value."""
-    if isinstance(result, Tensor):
-        e = tracer.expr.get(id(result))
-        if e is None or e not in tracer.values:
-            return lambda arrays, r=result: r  # a tensor the step did not compute
-        returned.append((e, result.data))
-        j = len(returned) - 1
-        return lambda arrays: Tensor._make(arrays[j], False, None)
-    if isinstance(result, (tuple, list)):
-        parts = [_result_builder(tracer, r, returned) for r in result]
-        kind = type(result)
-        return lambda arrays: kind(p(arrays) for p in parts)
-    if isinstance(result, dict):
-        parts = {k: _result_builder(tracer, v, returned) for k, v in result.items()}
-        return lambda arrays: {k: p(arrays) for k, p in parts.items()}
-    if isinstance(result, (numbers.Number, np.ndarray)) and not isinstance(result, bool):
-        tracer.fail(
-            "the step returns a number or array computed from tensors; return the tensor "
-            "itself (a replay cannot recompute a Python value)"
-        )
-    return lambda arrays, r=result: r
 
 
 def compile(  # noqa: A001 (gradstep.compile, as torch's)
