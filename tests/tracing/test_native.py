@@ -142,12 +142,16 @@ def _tiny_model(dtype=np.float64):
     return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(dtype)
 
 
-def _step_for(model, opt, loss_of):
-    def step(x, y):
+def _step_for(model, opt, loss_of, updates=1):
+    """zero_grad, forward (``model`` is any callable), loss, backward, ``updates`` steps;
+    ``cfg`` stands for a step's extra argument (a keyword, an object)."""
+
+    def step(x, y, cfg=None):
         opt.zero_grad()
         loss = loss_of(model(x), y)
         loss.backward()
-        opt.step()
+        for _ in range(updates):
+            opt.step()
         return loss
 
     return step
@@ -450,15 +454,8 @@ def test_two_modules_called_directly_keep_their_own_weights():
 
     (ea, eo), (na, no) = _pair(make, lambda m: optim.SGD(m.parameters(), lr=0.1))
 
-    def stepper(m, o):
-        def step(x, y):
-            o.zero_grad()
-            loss = F.mse_loss(m[1](F.tanh(m[0](x))), y)
-            loss.backward()
-            o.step()
-            return loss
-
-        return step
+    def stepper(m, o):  # two modules called directly, both with a "weight"
+        return _step_for(lambda x: m[1](F.tanh(m[0](x))), o, F.mse_loss)
 
     eager, native = stepper(ea, eo), gs.compile(stepper(na, no), backend="native")
     rng = np.random.default_rng(0)
@@ -476,17 +473,8 @@ def test_calls_the_fast_guard_cannot_check_still_run_the_step(how):
 
     (ea, eo), (na, no) = _pair(_tiny_model, lambda m: optim.SGD(m.parameters(), lr=0.1))
 
-    def stepper(m, o):
-        def step(x, y, cfg=None):
-            o.zero_grad()
-            loss = F.mse_loss(m(x), y)
-            loss.backward()
-            o.step()
-            return loss
-
-        return step
-
-    eager, native = stepper(ea, eo), gs.compile(stepper(na, no), backend="native")
+    eager = _step_for(ea, eo, F.mse_loss)
+    native = gs.compile(_step_for(na, no, F.mse_loss), backend="native")
     rng = np.random.default_rng(0)
     cfg = {"any": "object"}
     for _ in range(4):
@@ -568,18 +556,8 @@ def test_a_sliced_batch_after_a_contiguous_one_is_copied_not_refused():
 def test_two_updates_in_one_step_are_replayed_with_a_notice():
     (ea, eo), (na, no) = _pair(_tiny_model, lambda m: optim.Adam(m.parameters(), lr=0.01))
 
-    def stepper(m, o):
-        def step(x, y):
-            o.zero_grad()
-            loss = F.mse_loss(m(x), y)
-            loss.backward()
-            o.step()
-            o.step()
-            return loss
-
-        return step
-
-    eager, native = stepper(ea, eo), gs.compile(stepper(na, no), backend="native")
+    eager = _step_for(ea, eo, F.mse_loss, updates=2)
+    native = gs.compile(_step_for(na, no, F.mse_loss, updates=2), backend="native")
     x, y = T(np.ones((5, 3))), T(np.zeros((5, 2)))
     with pytest.warns(CompileWarning, match=r"optimizer.step\(\) twice in one step"):
         native(x, y)

@@ -19,8 +19,23 @@ argument's array).
 
 from __future__ import annotations
 
+import keyword
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def fresh_name(used: dict, hint: str) -> str:
+    """A new identifier made from ``hint``, counted in ``used``: ``linear`` -> ``linear1``,
+    ``linear2``; a hint ending in a digit or with an underscore part (``g_linear2``,
+    ``p_0_weight``) is kept as it is the first time and suffixed (``_2``) after that."""
+    hint = re.sub(r"\W", "_", hint).strip("_").lower() or "value"
+    if hint[0].isdigit() or keyword.iskeyword(hint):
+        hint = f"v_{hint}"
+    n = used[hint] = used.get(hint, 0) + 1
+    if hint[-1].isdigit() or "_" in hint:
+        return hint if n == 1 else f"{hint}_{n}"
+    return f"{hint}{n}"
 
 
 @dataclass

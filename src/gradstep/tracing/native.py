@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import re
 
 import numpy as np
 
 from gradstep.tensor import Tensor
-from gradstep.tracing.ir import Backward, Call, Op
+from gradstep.tracing.ir import Backward, Call, Op, fresh_name
 from gradstep.tracing.native_program import NativeProgram, _numba_blas, cache_dir
 
 
@@ -81,11 +80,8 @@ class Lowering:
         self.checks: list[str] = []  # messages of the value checks (status codes 1, 2, ...)
 
     def name(self, hint: str) -> str:
-        hint = re.sub(r"\W", "_", hint).lower()
-        n = self.counts[hint] = self.counts.get(hint, 0) + 1
-        if hint[-1].isdigit() or "_" in hint:  # g_linear2, p_0_weight: kept as they are
-            return hint if n == 1 else f"{hint}_{n}"  # (a suffix only for a second one)
-        return f"{hint}{n}"
+        """A fresh local name of the native step (see ``ir.fresh_name``)."""
+        return fresh_name(self.counts, hint)
 
     def buffer(self, shape, hint: str) -> Val:
         """A slice of the work buffer, of the step's dtype, for one value."""

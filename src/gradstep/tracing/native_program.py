@@ -150,11 +150,16 @@ class NativeProgram:
         path = os.path.join(folder, f"step_{digest}.py")
         try:
             os.makedirs(folder, exist_ok=True)
-            if not os.path.exists(path):
-                tmp = f"{path}.{os.getpid()}.tmp"
+            if not os.path.exists(path):  # complete or absent, and never replaced:
+                tmp = f"{path}.{os.getpid()}.tmp"  # written aside, then linked into place
                 with open(tmp, "w") as f:
                     f.write(self.source)
-                os.replace(tmp, path)
+                try:
+                    os.link(tmp, path)  # fails if another process got there first
+                except FileExistsError:
+                    pass  # the same digest: the same source
+                finally:
+                    os.unlink(tmp)  # the aside copy this call made
             cacheable = os.access(folder, os.W_OK)
         except OSError:
             cacheable = False

@@ -9,15 +9,13 @@ the op that made it: ``linear1``) or of a constant (named after what it is: ``p_
 from __future__ import annotations
 
 import functools
-import keyword
-import re
 from collections.abc import Iterator
 
 import numpy as np
 
 from gradstep import autograd
 from gradstep.tensor import Tensor
-from gradstep.tracing.ir import Backward, Call, Op, Stmt
+from gradstep.tracing.ir import Backward, Call, Op, Stmt, fresh_name
 
 
 class Tracer:
@@ -47,17 +45,8 @@ class Tracer:
 
     # --- names ----------------------------------------------------------------------------------
     def name(self, hint: str) -> str:
-        """A fresh identifier made from ``hint``: ``linear`` -> ``linear1``, ``linear2``; a
-        hint ending in a digit or an underscore part (``p_0_weight``) is kept as it is the
-        first time."""
-        hint = re.sub(r"\W", "_", hint).strip("_").lower() or "value"
-        if hint[0].isdigit() or keyword.iskeyword(hint):
-            hint = f"v_{hint}"
-        n = self._used[hint] = self._used.get(hint, 0) + 1
-        plain = hint[-1].isdigit() or "_" in hint
-        if plain:
-            return hint if n == 1 else f"{hint}_{n}"
-        return f"{hint}{n}"
+        """A fresh identifier of the replay made from ``hint`` (see ``ir.fresh_name``)."""
+        return fresh_name(self._used, hint)
 
     def constant(self, value, hint: str = "k") -> str:
         name = self.name(hint)
