@@ -260,7 +260,7 @@ def replayable(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         tracer = _tracer
-        if tracer is None or tracer.depth:
+        if tracer is None or tracer.ignores():
             return func(*args, **kwargs)
         return tracer.record_call(func, args, kwargs)
 

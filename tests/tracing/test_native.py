@@ -164,12 +164,15 @@ def _step_for(model, opt, loss_of, updates=1):
         ("relu", F.mse_loss, "real"),
         ("tanh", F.mse_loss, "real"),
         ("leaky_relu", F.mse_loss, "real"),
+        (None, F.l1_loss, "real"),
+        (None, F.huber_loss, "real"),
+        (None, lambda out, y: F.huber_loss(out, y, delta=0.25), "real"),
         (None, F.cross_entropy, "labels"),
     ],
 )
 @pytest.mark.parametrize("scale, rtol", [(3, 1e-12), (1000, 1e-6)])
 def test_each_native_op_matches_its_numpy_op(head, loss_of, target, scale, rtol):
-    """Forward and backward of every op with a native kernel (Linear, the activations, both
+    """Forward and backward of every op with a native kernel (Linear, the activations, the
     losses), on moderate inputs and out to +-1000. There saturated activations make the
     gradient's last digits a difference of nearly equal numbers (1 - y*y with y ~ 1), so one
     ulp of tanh or exp, which numba's libm and NumPy's may round differently, shows at 1e-9:
@@ -192,11 +195,44 @@ def test_each_native_op_matches_its_numpy_op(head, loss_of, target, scale, rtol)
             step = gs.compile(step, backend="native")
         losses = [step(x, y).item() for _ in range(3)]
         results.append((losses, [p.grad.data.copy() for p in model.parameters()]))
+        if backend == "native":
+            assert len(step.native_programs) == 1  # not replayed
     (le, ge), (ln, gn) = results
     assert np.all(np.isfinite(ln)) and all(np.all(np.isfinite(g)) for g in gn)
     np.testing.assert_allclose(ln, le, rtol=rtol)
     for a, b in zip(ge, gn):
         np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l1_and_huber_kernels_match_numpy_at_their_corners(dtype):
+    """The difference losses at d = 0 (L1's gradient is 0 there, as np.sign and PyTorch),
+    at |d| = delta (Huber's linear part starts), at +-1000 and at NaN."""
+    from gradstep.tracing import native_kernels as K
+
+    a = np.array([0.0, 1.0, -1.0, 0.5, 1000.0, -1000.0, 0.25, np.nan, 2.0], dtype)
+    b = np.array([0.0, 0.0, 0.0, 1.5, 0.0, 0.0, 0.0, 0.0, 2.0], dtype)
+    n = a.size
+    for name, delta in (("l1", None), ("huber", 1.0), ("huber", 0.25)):
+        ea, eb = gs.tensor(a, requires_grad=True), gs.tensor(b, requires_grad=True)
+        with np.errstate(invalid="ignore"):
+            loss = F.l1_loss(ea, eb) if name == "l1" else F.huber_loss(ea, eb, delta=delta)
+            loss.backward()
+        d, ga, gb = np.empty_like(a), np.empty_like(a), np.empty_like(a)
+        extra = () if delta is None else (dtype(delta),)
+        value = getattr(K, f"{name}_forward")(a, b, *extra, d)
+        getattr(K, f"{name}_backward")(dtype(1) / dtype(n), d, *extra, ga, gb)
+        assert np.isnan(value) and np.isnan(loss.item())
+        np.testing.assert_array_equal(d, a - b)
+        np.testing.assert_allclose(ga, ea.grad.data, rtol=1e-6)
+        np.testing.assert_allclose(gb, eb.grad.data, rtol=1e-6)
+        finite = ~np.isnan(a)
+        with np.errstate(invalid="ignore"):
+            u, v = gs.tensor(a[finite]), gs.tensor(b[finite])
+            part = F.l1_loss(u, v) if name == "l1" else F.huber_loss(u, v, delta=delta)
+        value = getattr(K, f"{name}_forward")(a[finite], b[finite], *extra, d[finite].copy())
+        np.testing.assert_allclose(value, part.item(), rtol=1e-6)
+    assert ga[0] == 0 and gb[0] == 0
 
 
 def test_an_op_without_a_native_kernel_is_replayed_with_a_notice_naming_it():

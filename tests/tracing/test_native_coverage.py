@@ -20,7 +20,17 @@ from tests.ops.cases import CASES, draw_values, shift_apart
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "compile.md")
 #: The ops whose kernels tests/tracing/test_native.py checks against eager execution.
-TESTED_NATIVE = {"Linear", "Sigmoid", "ReLU", "LeakyReLU", "Tanh", "MSE", "CrossEntropy"}
+TESTED_NATIVE = {
+    "Linear",
+    "Sigmoid",
+    "ReLU",
+    "LeakyReLU",
+    "Tanh",
+    "MSE",
+    "L1",
+    "Huber",
+    "CrossEntropy",
+}
 
 SHAPES = {
     "unary": [(3, 4)],

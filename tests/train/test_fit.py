@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -176,7 +177,8 @@ def _fit_run(compile_step: bool):
 
 def test_compiled_fit_is_bit_identical_to_eager_and_replays():
     params_eager, hist_eager, _ = _fit_run(False)
-    params_fast, hist_fast, trainer = _fit_run(True)
+    params_fast, hist_fast, trainer = _fit_run("replay")
+    assert trainer.history.compile_backend == "replay"
     for k in params_eager:
         assert params_eager[k].tobytes() == params_fast[k].tobytes(), k
     assert hist_eager == hist_fast
@@ -230,19 +232,49 @@ def _native_fit_run(compile_mode, poison_row=None):
     return model.state_dict(), history, trainer
 
 
-def test_native_fit_equals_eager_to_rounding_with_the_update_after_the_check():
+@pytest.mark.parametrize("mode", ["native", True])
+def test_native_fit_equals_eager_to_rounding_with_the_update_after_the_check(mode):
+    """compile="native", and the default (True, "auto") with numba installed: the 12 full
+    batches of 16 rows of each epoch run native (one compilation), the last batch of 11 rows
+    is replayed."""
     params_eager, hist_eager, _ = _native_fit_run(False)
-    params_native, hist_native, trainer = _native_fit_run("native")
-    step = trainer._forward_backward
-    assert step.backend == "native" and step.traces == 2 and step.replays == 4 * 13 - 2
+    params_native, hist_native, trainer = _native_fit_run(mode)
+    step = trainer._native_step
+    assert step.backend == "native" and step.traces == 1 and step.replays == 4 * 12 - 1
+    assert trainer._forward_backward.traces == 1  # the last, smaller batch: replayed
+    assert trainer._forward_backward.replays == 4 - 1
     assert hist_native.compile_seconds == sum(step.compile_seconds) > 0
-    assert all(p.native is not None for ps in step._programs.values() for p in ps)
+    assert hist_native.compile_backend == "native" and hist_native.compile_notice is None
+    assert len(step.native_programs) == 1
     for k in params_eager:
         np.testing.assert_allclose(params_native[k], params_eager[k], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(hist_native.history["loss"], hist_eager.history["loss"], rtol=1e-12)
-    # a short run with compile=True stays on the bit-identical replay
-    _, _, short = _native_fit_run(True)
-    assert short._forward_backward.backend == "replay"
+
+
+def test_the_default_fit_replays_a_model_with_no_native_kernel_and_says_which_op(capsys):
+    """compile=True: no warning (a model with Dropout is an ordinary model), the reason in
+    history.compile_notice, and one line on stderr where a progress bar shows (verbose=1)."""
+    gs.manual_seed(0)
+    X, Y = regression_data(n=40)
+    with gs.default_dtype(np.float64):
+        model = nn.Sequential(nn.Linear(1, 4), nn.Dropout(0.1), nn.Linear(4, 1))
+        data = gs.data.TensorDataset(X, Y)
+    for verbose in (0, 1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            history = fit(
+                model,
+                nn.MSELoss(),
+                optim.SGD(model.parameters(), lr=0.1),
+                DataLoader(data, 8),
+                epochs=1,
+                verbose=verbose,
+            )
+        assert history.compile_backend == "replay"
+        assert history.compile_notice == "no native step: op Dropout has no native kernel"
+        err = capsys.readouterr().err
+        notice = "no native step: op Dropout has no native kernel; replayed with NumPy"
+        assert (notice in err) == bool(verbose)
 
 
 def test_a_native_fit_notice_names_fit_and_points_at_the_fit_call():

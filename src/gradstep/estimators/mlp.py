@@ -274,7 +274,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             layer.bias.data[...] = 0
         opt = optim.SGD(layer.parameters(), lr=self.learning_rate)
 
-        @compile_step  # thousands of identical full-batch steps: traced once, then replayed
+        # thousands of identical full-batch steps: traced once, then native (numba installed)
+        # or replayed; verify: the numbers are the native step's from the first call on
+        @compile_step(verify=True, backend="auto")
         def forward_backward():
             opt.zero_grad()
             loss = F.mse_loss(layer(xt), yt)

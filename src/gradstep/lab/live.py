@@ -39,9 +39,10 @@ PATIENCE = 5
 #: How many of the last epochs' models a training keeps for export.
 KEEP = 8
 
-# The engine's grad mode, tracer, default dtype and random generator are process-wide, and the
-# lab runs each stream in a worker thread. So this module never switches them (no no_grad, no
-# compile, explicit dtypes, its own generator), and runs one training's epoch at a time.
+# The engine's grad mode, default dtype and random generator are process-wide, and the lab
+# runs each stream in a worker thread. So this module never switches them (no no_grad,
+# explicit dtypes, its own generator), and runs one training's epoch at a time. A compiled
+# step's trace records only its own thread (gradstep.tracing), so training is compiled.
 _ENGINE = threading.Lock()
 
 
@@ -145,7 +146,7 @@ class LiveTraining:
             opt,
             scheduler=optim.CosineAnnealingLR(opt, T_max=epochs),
             verbose=0,
-            compile=False,  # tracing sets a process-wide recorder: not while other tabs train
+            compile=True,  # native with numba (L1 loss, Linear, the activations), else replayed
         )
         self.settings = {
             "model": exp.name,

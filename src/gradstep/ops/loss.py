@@ -210,20 +210,37 @@ class MSE(Function):
         return ga, (-ga if self.needs_input_grad[1] else None)
 
     def lower(self, L, a, b, reduction="mean"):
-        if reduction != "mean" or a.shape != b.shape or b.dtype != a.dtype:
-            raise L.unsupported(f"mse_loss with reduction={reduction!r} (native: 'mean')")
-        d = L.buffer(a.shape, "diff")
-        loss = L.scalar("mse")
-        L.emit(f"{loss} = _T(mse_forward({a}, {b}, {d}))")
-        L.keep(self, d=d)
-        return loss
+        return _lower_difference_loss(self, L, a, b, reduction, "mse")
 
     def lower_backward(self, L, g, grads):
-        d = L.kept_by(self)["d"]
-        ga, gb = grads
-        if ga is None:
-            raise L.unsupported("mse_loss with a gradient for its target only")
-        L.emit(f"mse_backward(({g} / _T({d.size})), {d}, {ga}, {gb if gb is not None else None})")
+        _lower_difference_loss_backward(self, L, g, grads, "mse")
+
+
+def _lower_difference_loss(fn, L, a, b, reduction, kernel, *extra):
+    """The native form of a mean loss of ``d = a - b`` (MSE, L1, Huber): ``<kernel>_forward``
+    fills ``d`` and returns the mean, ``<kernel>_backward`` writes the gradients from ``d``;
+    ``extra`` are the loss's own numbers (Huber's delta), passed after ``d`` to both."""
+    if reduction != "mean" or a.shape != b.shape or b.dtype != a.dtype or a.dtype != L.dtype:
+        raise L.unsupported(
+            f"{kernel} loss with reduction={reduction!r} of shapes {a.shape}, {b.shape} "
+            f"(native: 'mean' of equal shapes and dtypes)"
+        )
+    d = L.buffer(a.shape, "diff")
+    loss = L.scalar(kernel)
+    numbers = "".join(f", _T({x!r})" for x in extra)
+    L.emit(f"{loss} = _T({kernel}_forward({a}, {b}{numbers}, {d}))")
+    L.keep(fn, d=d, numbers=numbers)
+    return loss
+
+
+def _lower_difference_loss_backward(fn, L, g, grads, kernel):
+    k = L.kept_by(fn)
+    d = k["d"]
+    ga, gb = grads
+    if ga is None:
+        raise L.unsupported(f"{kernel} loss with a gradient for its target only")
+    gb = gb if gb is not None else None
+    L.emit(f"{kernel}_backward(({g} / _T({d.size})), {d}{k['numbers']}, {ga}, {gb})")
 
 
 class L1(Function):
@@ -238,6 +255,12 @@ class L1(Function):
     def backward(self, g):
         ga = np.sign(self.d) * _scale(g, self.d.size, self.reduction, self.d.dtype)
         return ga, (-ga if self.needs_input_grad[1] else None)
+
+    def lower(self, L, a, b, reduction="mean"):
+        return _lower_difference_loss(self, L, a, b, reduction, "l1")
+
+    def lower_backward(self, L, g, grads):
+        _lower_difference_loss_backward(self, L, g, grads, "l1")
 
 
 class Huber(Function):
@@ -257,3 +280,9 @@ class Huber(Function):
         scaled = _scale(g, self.d.size, self.reduction, self.d.dtype)
         ga = np.clip(self.d, -self.delta, self.delta) * scaled
         return ga, (-ga if self.needs_input_grad[1] else None)
+
+    def lower(self, L, a, b, reduction="mean", delta=1.0):
+        return _lower_difference_loss(self, L, a, b, reduction, "huber", float(delta))
+
+    def lower_backward(self, L, g, grads):
+        _lower_difference_loss_backward(self, L, g, grads, "huber")

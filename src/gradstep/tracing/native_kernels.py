@@ -252,6 +252,59 @@ def mse_backward(scale, d, ga, gb):
 
 
 @jit
+def l1_forward(a, b, d):
+    """d = a - b (kept for backward); returns mean(|d|), summed in float64."""
+    af, bf, df = a.reshape(-1), b.reshape(-1), d.reshape(-1)
+    s = 0.0
+    for i in range(af.size):
+        v = af[i] - bf[i]
+        df[i] = v
+        s += abs(v)
+    return s / af.size
+
+
+@jit
+def l1_backward(scale, d, ga, gb):
+    """ga = sign(d) * scale (0 at d = 0, NaN at NaN, as np.sign); gb = -ga when asked for."""
+    df, gaf = d.reshape(-1), ga.reshape(-1)
+    for i in range(df.size):
+        v = df[i]
+        gaf[i] = (scale if v > 0 else (-scale if v < 0 else v * scale)) if v == v else v
+    if gb is not None:
+        gbf = gb.reshape(-1)
+        for i in range(df.size):
+            gbf[i] = -gaf[i]
+
+
+@jit
+def huber_forward(a, b, delta, d):
+    """d = a - b (kept); returns the mean of d^2 / 2 inside |d| < delta and
+    delta (|d| - delta / 2) outside, summed in float64."""
+    af, bf, df = a.reshape(-1), b.reshape(-1), d.reshape(-1)
+    half = delta * 0.5
+    s = 0.0
+    for i in range(af.size):
+        v = af[i] - bf[i]
+        df[i] = v
+        av = abs(v)
+        s += 0.5 * v * v if av < delta else delta * (av - half)
+    return s / af.size
+
+
+@jit
+def huber_backward(scale, d, delta, ga, gb):
+    """ga = clip(d, -delta, delta) * scale; gb = -ga when asked for."""
+    df, gaf = d.reshape(-1), ga.reshape(-1)
+    for i in range(df.size):
+        v = df[i]
+        gaf[i] = (delta if v > delta else (-delta if v < -delta else v)) * scale
+    if gb is not None:
+        gbf = gb.reshape(-1)
+        for i in range(df.size):
+            gbf[i] = -gaf[i]
+
+
+@jit
 def labels_outside(labels, c, status):
     """status = (index, label) of the first label outside [0, c); True if there is one."""
     for i in range(labels.size):

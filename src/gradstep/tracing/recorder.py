@@ -9,6 +9,7 @@ the op that made it: ``linear1``) or of a constant (named after what it is: ``p_
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -23,6 +24,9 @@ class Tracer:
 
     def __init__(self) -> None:
         self.depth = 0  # > 0 inside a replayable call: nothing there is recorded
+        # The engine's hook (autograd._tracer) is one per process; what other threads do while
+        # this step is traced (the lab's other tabs, a user's worker) is not part of it.
+        self.thread = threading.get_ident()
         self.keep: list = []  # every object seen: their ids stay unique during the trace
         self.expr: dict[int, str] = {}  # id(object) -> expression of its array in the replay
         self.leaf: dict[int, str] = {}  # id(tensor) -> expression of the tensor object itself
@@ -105,8 +109,13 @@ class Tracer:
             self.problem = reason
 
     # --- hooks called by the engine ------------------------------------------------------------
+    def ignores(self) -> bool:
+        """Whether the engine's current call is not part of the step: inside a replayable call,
+        or made by another thread than the one tracing."""
+        return bool(self.depth) or threading.get_ident() != self.thread
+
     def record_op(self, fn, args, params, result, generic) -> None:
-        if self.depth:
+        if self.ignores():
             return
         self.functions.append((fn, fn.needs_input_grad))
         out = self.value(type(fn).__name__)
@@ -131,7 +140,7 @@ class Tracer:
 
     def record_derived(self, f, *operands_and_result) -> None:
         """``result = f(*operands)`` computed outside the graph (conversions, comparisons)."""
-        if self.depth:
+        if self.ignores():
             return
         *operands, result = operands_and_result
         refs = [self.ref(o) for o in operands]
@@ -144,21 +153,21 @@ class Tracer:
         self.emit(f"{out} = {self.constant(f, hint)}({', '.join(ops)})", " ".join(ops), out)
 
     def record_host_read(self, t, what: str) -> None:
-        if self.depth:
+        if self.ignores():
             return
         if id(t) in self.expr or t.requires_grad:
             self.fail(f"the step reads a tensor's value ({what}), so it may depend on the data")
 
     def record_inplace(self, what: str) -> None:
-        if not self.depth:  # NumPy writes into an array: nothing a replay would repeat
+        if not self.ignores():  # NumPy writes into an array: nothing a replay would repeat
             self.fail(f"the step changes a tensor in place ({what}); use a gs.replayable function")
 
     def record_grad_read(self, t) -> None:
-        if not self.depth:  # a replay would read the gradient of the trace's run
+        if not self.ignores():  # a replay would read the gradient of the trace's run
             self.fail("the step reads a .grad (a replay cannot follow Python code on it)")
 
     def record_set_grad(self, t, value) -> None:
-        if self.depth:
+        if self.ignores():
             return
         self.ref(t)  # a tensor made before the step becomes a named constant
         target = self.leaf.get(id(t))
@@ -169,10 +178,12 @@ class Tracer:
         self.emit(f"{target}.grad = {v}", v)
 
     def record_module(self, module) -> None:
-        if not self.depth:
+        if not self.ignores():
             self.modules[id(module)] = module
 
     def record_call(self, func, args, kwargs):
+        if self.ignores():
+            return func(*args, **kwargs)
         # Iterators (model.parameters()) would be exhausted after one replay: keep a list.
         args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
         kwargs = {k: list(v) if isinstance(v, Iterator) else v for k, v in kwargs.items()}
@@ -187,7 +198,7 @@ class Tracer:
             self.depth -= 1
 
     def record_backward(self, root, given):
-        if self.depth:
+        if self.ignores():
             return None
         root_expr = self.expr.get(id(root))
         if root_expr is None or root._node is None:

@@ -7,11 +7,13 @@ import functools
 import numbers
 import os
 import sys
+import threading
 import warnings
 
 import numpy as np
 
 from gradstep import autograd
+from gradstep import random as gs_random
 from gradstep.optim.optimizer import StateMismatchError
 from gradstep.tensor import Tensor
 from gradstep.tracing.codegen import names, replay_source
@@ -21,6 +23,8 @@ from gradstep.tracing.recorder import Tracer
 from gradstep.tracing.results import arrays, result_builder, same_arrays
 
 BACKENDS = ("replay", "native", "auto")
+#: Held while a step is traced: the engine has one hook (autograd._tracer) for the process.
+_TRACING = threading.Lock()
 
 
 def _native_available() -> bool:
@@ -133,6 +137,10 @@ class CompiledStep:
         How many calls were replays of a trace.
     eager_reasons : dict
         For each signature that runs eagerly, why.
+    native_notice : str or None
+        Why the last trace got no native step (backend "native"/"auto"), else None.
+    notice_native : bool
+        Whether that reason is also warned about (a :class:`CompileWarning`); True.
     """
 
     def __init__(
@@ -156,6 +164,9 @@ class CompiledStep:
         #: Seconds spent compiling native code (or loading it from numba's cache), per trace.
         self.compile_seconds: list = []
         self.notice_retrace = notice_retrace
+        #: Warn when a trace gets no native step (the reason is kept as ``native_notice``).
+        self.notice_native = True
+        self.native_notice: str | None = None
         self.traces = self.replays = 0
         self.eager_reasons: dict = {}
         self._programs: dict = {}
@@ -163,7 +174,8 @@ class CompiledStep:
         self._fast = None  # the guard-and-call function of the native program used last
 
     def __call__(self, *args, **kwargs):
-        if autograd._tracer is not None:  # inside another trace: be part of it
+        tracer = autograd._tracer
+        if tracer is not None and not tracer.ignores():  # inside another trace: be part of it
             return self.fn(*args, **kwargs)
         fast = self._fast
         if fast is not None:  # the last native program's own guards and call
@@ -227,31 +239,29 @@ class CompiledStep:
             )
 
     def _verify(self, program: _Program, key, args, kwargs):
-        """Replay, then run eagerly from the same random state, and compare bit for bit.
+        """Run the trace and the step eagerly from the same random state, and compare.
 
         Catches what a trace cannot see (NumPy code on ``.data``, Python state) on the first
         replay of each trace. Only for steps that may run twice: no update inside (fit's
-        forward+backward). The eager run's results are the ones that stay. The global
-        generator is restored between the two runs; a step drawing from a generator of its own
-        differs and so runs eagerly.
+        forward+backward). A replay must equal eager bit for bit, and the eager run's results
+        stay; a native step must equal it to rounding, and its own results stay, so that every
+        call of a trace computes the same way. The global generator is restored between the
+        two runs; a step drawing from a generator of its own differs and so runs eagerly.
         """
-        from gradstep import random as gs_random
-
         rng = gs_random.get_rng_state()
-        close = program.native is not None  # equal to rounding, not bit for bit
-        if close:
-            out = program.build(program.native(args, kwargs))
-            leaves = program.native.params
+        if program.native is not None:
+            result = self.fn(*args, **kwargs)
+            out = self._native_instead(program, args, kwargs, result, rng)
+            same = out is not None
         else:
             out = program.build(program.replay(*args, **kwargs))
-            leaves = program.leaves
-        replayed = arrays(out)
-        grads = [None if t._grad is None else t._grad.copy() for t in leaves]
-        gs_random.set_rng_state(rng)
-        result = self.fn(*args, **kwargs)
-        same = same_arrays(replayed, arrays(result), close) and same_arrays(
-            grads, [t._grad for t in leaves], close
-        )
+            replayed = arrays(out)
+            grads = [None if t._grad is None else t._grad.copy() for t in program.leaves]
+            gs_random.set_rng_state(rng)
+            result = self.fn(*args, **kwargs)
+            same = same_arrays(replayed, arrays(result)) and same_arrays(
+                grads, [t._grad for t in program.leaves]
+            )
         program.verified = True
         if not same:
             self._programs[key].remove(program)
@@ -260,9 +270,26 @@ class CompiledStep:
                 "a replay differs from eager execution (the step depends on something a trace "
                 "cannot see: NumPy code on .data, or Python state)"
             )
+            if program.native is not None:  # the native run overwrote the gradients
+                gs_random.set_rng_state(rng)
+                result = self.fn(*args, **kwargs)
             return result
         self.replays += 1
         return out
+
+    def _native_instead(self, program: _Program, args, kwargs, result, rng):
+        """Run the native step where ``result`` was just computed eagerly from the random state
+        ``rng``: its results (returned, and the gradients it leaves) if they equal eager's to
+        rounding, else None (the gradients are then the native run's: run eagerly again)."""
+        leaves = program.native.params
+        eager = [a.copy() for a in arrays(result)]
+        grads = [None if t._grad is None else t._grad.copy() for t in leaves]
+        gs_random.set_rng_state(rng)
+        out = program.build(program.native(args, kwargs))
+        same = same_arrays(arrays(out), eager, True) and same_arrays(
+            [t._grad for t in leaves], grads, True
+        )
+        return out if same else None
 
     def _trace(self, key, args, kwargs):
         tracer = Tracer()
@@ -279,13 +306,16 @@ class CompiledStep:
                 tracer.register(obj, f"a{i}")
             else:
                 kinds.append(None)
-        autograd._tracer = tracer
-        try:
-            result = self.fn(*args, **kwargs)
-        finally:
-            autograd._tracer = None
-            for fn, needs in tracer.functions:  # the trace's backward freed them
-                fn.needs_input_grad = needs
+        # a step that may run twice gets the native step's numbers from its first call on
+        rng = gs_random.get_rng_state() if self.verify and self.backend != "replay" else None
+        with _TRACING:  # the engine has one hook: one thread traces at a time
+            autograd._tracer = tracer
+            try:
+                result = self.fn(*args, **kwargs)
+            finally:
+                autograd._tracer = None
+                for fn, needs in tracer.functions:  # the trace's backward freed them
+                    fn.needs_input_grad = needs
         self.traces += 1
         try:
             program, returned = self._build(tracer, kinds, sorted(kwargs), result)
@@ -296,6 +326,15 @@ class CompiledStep:
         if self.backend != "replay":
             program.native = self._lower(tracer, kinds, returned, args, kwargs)
         self._programs.setdefault(key, []).append(program)
+        if program.native is not None and rng is not None:
+            out = self._native_instead(program, args, kwargs, result, rng)
+            if out is not None:
+                return out
+            self._programs[key].remove(program)  # numbers far from eager's: eager from now on
+            self.eager_reasons[key] = "the native step's results differ from eager execution"
+            self._notice(self.eager_reasons[key])
+            gs_random.set_rng_state(rng)
+            return self.fn(*args, **kwargs)
         return program.build(tuple(a for _, a in returned))
 
     def _lower(self, tracer, kinds, returned, args, kwargs):
@@ -310,17 +349,21 @@ class CompiledStep:
             program = native.lower(tracer, kinds, sorted(kwargs), [e for e, _ in returned], name)
             program.compile_now(args, kwargs)
         except native.NotLowerableError as e:
-            self._notice(f"no native step: {e}", "; replaying it with NumPy")
+            self._no_native(f"no native step: {e}")
             return None
         except Exception as e:  # numba refusing the generated code: training goes on replayed
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            self._notice(
-                f"no native step: compiling it failed ({type(e).__name__}: {first})",
-                "; replaying it with NumPy",
-            )
+            self._no_native(f"no native step: compiling it failed ({type(e).__name__}: {first})")
             return None
         self.compile_seconds.append(program.compile_seconds)
         return program
+
+    def _no_native(self, reason: str) -> None:
+        """Why a trace is replayed instead of native: kept as ``native_notice``, and warned
+        about unless ``notice_native`` is off (fit reports it its own way)."""
+        self.native_notice = reason
+        if self.notice_native:
+            self._notice(reason, "; replaying it with NumPy")
 
     def _build(self, tracer: Tracer, kinds, kw_names, result) -> tuple:
         returned: list = []

@@ -49,7 +49,9 @@ class History(Callback):
     def __init__(self):
         self.epochs: list[dict] = []
         self.stop_reason: str | None = None
-        self.compile_seconds = 0.0  # spent compiling native steps (fit(compile="native"))
+        self.compile_seconds = 0.0  # spent compiling native steps (or loading them)
+        self.compile_backend = "eager"  # what ran the training steps: native, replay or eager
+        self.compile_notice: str | None = None  # why a native step was not made
 
     @property
     def history(self) -> dict[str, list]:

@@ -28,13 +28,6 @@ METRICS = {"accuracy": accuracy}
 
 
 COMPILE_MODES = (True, False, "auto", "replay", "native")
-#: From this many steps in a run, ``compile=True`` ("auto") compiles forward+backward with
-#: numba when it is installed. Measured in fit at 1 thread: 47.6 -> 25.5 us a step at the
-#: lecture's 1-16-1 model, 288 -> 262 us at HW1's 117-64-32-1. A new shape compiles in 1-3 s
-#: the first time on a machine and loads from the disk cache in a fraction of a second after
-#: that, so 50,000 steps (~1.2 s saved) about repays a first compilation and is clearly ahead
-#: from the second run on; shorter runs keep the bit-identical NumPy replay.
-NATIVE_MIN_STEPS = 50_000
 
 
 class Trainer:
@@ -87,6 +80,7 @@ class Trainer:
         if compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
         self.compile = compile
+        self._native_step = self._native_rows = None  # see _choose_native
         self._forward_backward = (
             compile_step(self._eager_forward_backward, verify=True, notice_retrace=False)
             if compile
@@ -98,20 +92,23 @@ class Trainer:
             else self._eager_evaluate_batch
         )
 
-    def _choose_native(self, steps: int) -> None:
-        """Compile forward+backward to native code (numba) for this run when asked
-        (``compile="native"``) or when it pays (``True``/``"auto"``, numba installed, at least
-        NATIVE_MIN_STEPS steps); the update stays outside, after the loss is checked."""
+    def _choose_native(self, loader) -> None:
+        """Compile forward+backward to native code (numba) for this run's full batches when
+        asked (``"native"``) or by default (``True``/``"auto"``, numba installed); the update
+        stays outside, after the loss is checked. The epoch's smaller last batch is replayed:
+        one compilation per run, not two (a new shape costs ~1 s the first time)."""
         from gradstep.tracing.native import available
 
-        want = self.compile == "native" or (
-            self.compile in (True, "auto") and steps >= NATIVE_MIN_STEPS and available()
-        )
-        if want and getattr(self._forward_backward, "backend", None) != "native":
-            self._forward_backward = compile_step(
+        want = self.compile == "native" or (self.compile in (True, "auto") and available())
+        if want and self._native_step is None:
+            step = compile_step(
                 self._eager_forward_backward, verify=True, notice_retrace=False, backend="native"
             )
-            self._forward_backward.name = "fit's forward and backward"
+            step.name = "fit's forward and backward"
+            # asked for by name: a warning when it cannot be had; the default: reported by fit
+            step.notice_native = self.compile == "native"
+            self._native_step = step
+        self._native_rows = getattr(loader, "batch_size", None) if want else None
 
     def _eager_forward_backward(self, xb, yb):
         self.optimizer.zero_grad()
@@ -141,7 +138,7 @@ class Trainer:
             )
         self._loader, self.epochs = train_loader, epochs
         self.batches_per_epoch = len(train_loader)
-        self._choose_native(epochs * self.batches_per_epoch)
+        self._choose_native(train_loader)
         self.resumed = resume_from is not None and not resume_weights_only
         if resume_from is not None and resume_weights_only:
             from gradstep.io import load
@@ -159,19 +156,34 @@ class Trainer:
         finally:
             self._emit("on_train_end", {})
         self.history.stop_reason = self.stop_reason
-        seconds = getattr(self._forward_backward, "compile_seconds", [])
-        self.history.compile_seconds = sum(seconds)  # native compilation (or cache loads)
-        if seconds and self.verbose:
-            from gradstep.tracing.native import cache_dir
-
-            print(
-                f"native step: {len(seconds)} shape(s) compiled or loaded in {sum(seconds):.1f} s "
-                f"(cached in {cache_dir()})",
-                file=sys.stderr,
-            )
+        self._report_compile()
         if self.stop_reason and self.verbose != 0:
             print(self.stop_reason, file=sys.stderr)
         return self.history
+
+    def _report_compile(self) -> None:
+        """What ran the steps (History.compile_backend, compile_seconds, compile_notice), and
+        one line on stderr where a progress bar would show: the native compilation's time, or
+        why the steps were replayed instead."""
+        h, native = self.history, self._native_step
+        programs = native.native_programs if native is not None else []
+        seconds = native.compile_seconds if native is not None else []
+        h.compile_seconds = sum(seconds)  # native compilation (or cache loads)
+        h.compile_backend = "native" if programs else ("replay" if self.compile else "eager")
+        h.compile_notice = None if native is None or programs else native.native_notice
+        shown = self.verbose if self.verbose is not None else sys.stderr.isatty()
+        if not shown:
+            return
+        if seconds:
+            from gradstep.tracing.native import cache_dir
+
+            print(
+                f"native step: compiled or loaded in {sum(seconds):.1f} s (cached in "
+                f"{cache_dir()})",
+                file=sys.stderr,
+            )
+        elif h.compile_notice:
+            print(f"{h.compile_notice}; replayed with NumPy", file=sys.stderr)
 
     def _run_epoch(self, val_loader) -> None:
         model, opt, loader = self.model, self.optimizer, self._loader
@@ -182,10 +194,14 @@ class Trainer:
         self.at_epoch_end = False
         self._emit("on_epoch_begin", epoch, {})
         model.train()
+        native, rows = self._native_step, self._native_rows
         for b, (xb, yb) in enumerate(
             loader.batches(self._order, self.start_batch), start=self.start_batch
         ):
-            loss = self._forward_backward(xb, yb)
+            if native is not None and len(yb) == rows:
+                loss = native(xb, yb)
+            else:
+                loss = self._forward_backward(xb, yb)
             value = float(loss.data)
             if self.terminate_on_nan and not math.isfinite(value):
                 self.stop_training = True
@@ -346,15 +362,18 @@ def fit(
     resume_weights_only : start a new run from the weights of ``resume_from`` (a ``last.ckpt``
         or ``best.ckpt``), with a fresh optimizer, epoch 0 and fresh callbacks
     terminate_on_nan : stop at the first non-finite loss, before it touches the parameters
-    compile : trace the step once per batch shape and replay it (:func:`gradstep.compile`):
-        the same numbers, bit for bit, with less overhead per step. False runs every step
-        eagerly (needed only for a loss or model whose ops depend on Python state other than
-        the batch's shapes, which a replay cannot see; see :mod:`gradstep.tracing`).
-        ``"native"`` compiles forward, loss and backward with numba (``gradstep[native]``;
-        equal to eager to rounding, see docs/compile.md; a model with an op that has no
-        native kernel is replayed, with a notice). True (``"auto"``) does that for runs of
-        at least ``NATIVE_MIN_STEPS`` steps when numba is installed, and replays otherwise;
-        ``"replay"`` always replays. The update always runs after the loss is checked.
+    compile : how zero_grad, forward, loss and backward run (:func:`gradstep.compile`). They
+        are traced once per batch shape, then run compiled. False runs every step eagerly
+        (needed only for a loss or model whose ops depend on Python state other than the
+        batch's shapes, which a trace cannot see; see :mod:`gradstep.tracing`).
+        True (``"auto"``, the default) compiles forward, loss and backward of the full
+        batches to native code with numba when it is installed (``gradstep[native]``; equal to
+        eager to rounding, see docs/compile.md) and replays them with NumPy otherwise; a model
+        with an op that has no native kernel is replayed, and ``history.compile_notice`` (and
+        a line on stderr, where a progress bar shows) names the op. ``"native"`` insists
+        (numba required; a model it cannot compile is replayed with a ``CompileWarning``);
+        ``"replay"`` always replays, bit-identical to eager. The update always runs after the
+        loss is checked.
 
     Returns
     -------

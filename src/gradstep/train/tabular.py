@@ -250,6 +250,13 @@ def fit_frame(df, cfg: TrainConfig, data_path, verbose=0, log=lambda line: None)
         )
     if history.stop_reason and history.stop_reason.startswith("training stopped"):
         raise InputError(history.stop_reason)
+    if history.compile_backend == "native":
+        log(
+            f"native step (numba): compiled or loaded from its cache in "
+            f"{history.compile_seconds:.1f} s"
+        )
+    elif history.compile_notice:
+        log(f"{history.compile_notice}: replayed with NumPy")
     # the decimal mark as read, so a prediction file is read the same way even where its
     # first lines happen to hold no decimal comma
     cfg = dataclasses.replace(
@@ -277,6 +284,7 @@ def fit_frame(df, cfg: TrainConfig, data_path, verbose=0, log=lambda line: None)
         "skipped_columns": {c.name: c.why for c in encoder.skipped_},
         "dropped_rows": dropped,
         "blas_threads": threads or "default",
+        "step": history.compile_backend,  # native (numba), replay or eager
         "train": result.evaluate(df.iloc[tr], data_path, X[tr]),
     }
     if n_val:
