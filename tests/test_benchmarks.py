@@ -165,3 +165,13 @@ def test_tiny_run_adds_jax_and_the_other_coretype_table(tmp_path):
     text = md.read_text()
     assert "JAX jit" in text and f"OPENBLAS_CORETYPE={other['setting']}" in text
     assert "gradstep native" in text and "(a) native >= 5x hand NumPy" in text
+
+
+def test_fit_compile_benchmark_smoke_run_names_what_ran():
+    import fit_compile
+
+    rows = fit_compile.main(["--tiny", "--rounds", "1", "--threads", "1", "--cases", "ac"])
+    assert [r["case"] for r in rows] == ["a", "c"]
+    assert all(r["replay"] > 0 and r["native"] > 0 and r["default"] > 0 for r in rows)
+    # at 1 thread the default is native at both (at 2, (c)'s products would be left to NumPy)
+    assert [r["default_runs"] for r in rows] == ["native", "native"]

@@ -48,8 +48,9 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     if isinstance(source, np.ndarray) and np.may_share_memory(t.data, source):
         shared = t.data
         t.data = shared.copy()
-        if autograd._tracer is not None:  # inside gradstep.compile: the copy is part of the step
-            autograd._tracer.record_derived(np.copy, shared, t)
+        tracer = autograd._tracer  # read once: another thread's trace may end
+        if tracer is not None:  # inside gradstep.compile: the copy is part of the step
+            tracer.record_derived(np.copy, shared, t)
     return t
 
 

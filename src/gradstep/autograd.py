@@ -109,8 +109,9 @@ class Function(abc.ABC):
         result._grad = None
         result.requires_grad = node is not None
         result._node = node
-        if _tracer is not None:
-            _tracer.record_op(fn, args, params, result, generic)
+        tracer = _tracer  # read once: another thread's trace may end meanwhile
+        if tracer is not None:
+            tracer.record_op(fn, args, params, result, generic)
         return result
 
 
@@ -159,7 +160,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             )
         grad = np.array(grad, dtype=root.dtype)  # a copy: the user's array is never adopted
     # A trace (gradstep.compile) gets every decision below as named records (tracing.ir).
-    rec = None if _tracer is None else _tracer.record_backward(root, given)
+    tracer = _tracer  # read once: another thread's trace may end meanwhile
+    rec = None if tracer is None else tracer.record_backward(root, given)
     if root._node is None:
         _accumulate_leaf(root, grad, None)  # a trace refuses this case in record_backward
         return

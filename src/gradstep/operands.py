@@ -124,8 +124,9 @@ def _constant(x, like):
         arr = x if hasattr(x, "dtype") else np.asarray(x)
     if like.kind == "f" and arr.dtype != like and arr.dtype.kind in "fiub":
         out = arr.astype(like)
-        if autograd._tracer is not None:
-            autograd._tracer.record_derived(_astype(like), arr, out)
+        tracer = autograd._tracer  # read once: another thread's trace may end
+        if tracer is not None:
+            tracer.record_derived(_astype(like), arr, out)
         return out
     return arr
 
@@ -142,8 +143,9 @@ def _derived(f, *operands) -> Tensor:
     if isinstance(out, np.generic):
         out = np.asarray(out)
     t = Tensor._make(out, False, None)
-    if autograd._tracer is not None:
-        autograd._tracer.record_derived(f, *operands, t)
+    tracer = autograd._tracer  # read once: another thread's trace may end
+    if tracer is not None:
+        tracer.record_derived(f, *operands, t)
     return t
 
 
@@ -174,5 +176,6 @@ def _converter(dtype):
 
 def _host_read(t: Tensor, what: str) -> None:
     """Tell an active trace that Python looked at a tensor's value (data-dependent step)."""
-    if autograd._tracer is not None:
-        autograd._tracer.record_host_read(t, what)
+    tracer = autograd._tracer  # read once: another thread's trace may end
+    if tracer is not None:
+        tracer.record_host_read(t, what)

@@ -71,8 +71,9 @@ class Tensor(TorchNames, InPlace, Layout):
         self._grad = None
         self.requires_grad = bool(requires_grad)
         self._node = None
-        if autograd._tracer is not None:
-            autograd._tracer.record_derived(_converter(dtype), data, self)
+        tracer = autograd._tracer  # read once: another thread's trace may end
+        if tracer is not None:
+            tracer.record_derived(_converter(dtype), data, self)
 
     @staticmethod
     def _make(data, requires_grad: bool, node) -> Tensor:
@@ -96,8 +97,9 @@ class Tensor(TorchNames, InPlace, Layout):
         g = self._grad
         if g is None:
             return None
-        if autograd._tracer is not None:
-            autograd._tracer.record_grad_read(self)
+        tracer = autograd._tracer  # read once: another thread's trace may end
+        if tracer is not None:
+            tracer.record_grad_read(self)
         view = _new(Tensor)
         view.data = g
         view._grad = None
@@ -116,8 +118,9 @@ class Tensor(TorchNames, InPlace, Layout):
                 f"assigned grad has shape {value.shape}, the tensor has shape {self.data.shape}"
             )
         self._grad = value
-        if autograd._tracer is not None:  # `w.grad = None` inside a compiled step is replayed
-            autograd._tracer.record_set_grad(self, value)
+        tracer = autograd._tracer  # read once: another thread's trace may end
+        if tracer is not None:  # `w.grad = None` inside a compiled step is replayed
+            tracer.record_set_grad(self, value)
 
     # --- array facts -------------------------------------------------------------------------
     @property

@@ -72,8 +72,9 @@ class InPlace:
                 f"{what}: {kind} that requires grad cannot be changed in place while gradients "
                 "are recorded; do it under `with gs.no_grad():` (or on .data)"
             )
-        if autograd._tracer is not None:
-            autograd._tracer.record_inplace(what)
+        tracer = autograd._tracer  # read once: another thread's trace may end
+        if tracer is not None:
+            tracer.record_inplace(what)
         return self.data
 
     def _ufunc_(self, ufunc, other, what: str):

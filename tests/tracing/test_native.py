@@ -23,6 +23,7 @@ import gradstep.functional as F
 from gradstep import nn, optim
 from gradstep.tracing import CompileWarning
 from gradstep.tracing import native as native_mod
+from gradstep.tracing import native_program as native_program_mod
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 import bench  # noqa: E402
@@ -232,7 +233,43 @@ def test_l1_and_huber_kernels_match_numpy_at_their_corners(dtype):
             part = F.l1_loss(u, v) if name == "l1" else F.huber_loss(u, v, delta=delta)
         value = getattr(K, f"{name}_forward")(a[finite], b[finite], *extra, d[finite].copy())
         np.testing.assert_allclose(value, part.item(), rtol=1e-6)
-    assert ga[0] == 0 and gb[0] == 0
+        assert ga[0] == 0 and gb[0] == 0  # d = 0: no gradient (L1 as np.sign and PyTorch)
+
+
+@pytest.mark.parametrize("threads", [2, 1])
+def test_auto_replays_a_step_of_large_matrix_products_and_native_insists(threads, monkeypatch):
+    """On several BLAS threads backend="auto" leaves steps whose products reach
+    AUTO_MAX_PRODUCT (256x256x256 here) to NumPy's BLAS, with the notice naming the product;
+    on one thread, and with backend="native", they are compiled."""
+    from threadpoolctl import threadpool_limits
+
+    from gradstep.tracing import native
+
+    with threadpool_limits(1):
+        assert native._blas_threads() == 1  # what the rule reads follows the user's limit
+    monkeypatch.setattr(native, "_blas_threads", lambda: threads)
+    assert native.AUTO_MAX_PRODUCT == 256**3
+    rng = np.random.default_rng(0)
+    x = gs.tensor(rng.standard_normal((256, 256)).astype(np.float32))
+    y = gs.tensor(rng.standard_normal((256, 256)).astype(np.float32))
+    for backend in ("auto", "native"):
+        gs.manual_seed(0)
+        model = nn.Linear(256, 256)
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        step = gs.compile(_step_for(model, opt, F.mse_loss), backend=backend)
+        if backend == "auto" and threads > 1:
+            with pytest.warns(CompileWarning, match=r"largest matrix product \(16,777,216 mul"):
+                step(x, y)
+            assert step.native_programs == [] and "NumPy's BLAS at 2 threads" in step.native_notice
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                step(x, y)
+            assert len(step.native_programs) == 1 and step.native_notice is None
+    # one row less: a product under the limit, compiled by auto at any thread count
+    step = gs.compile(_step_for(model, opt, F.mse_loss), backend="auto")
+    step(gs.tensor(rng.standard_normal((255, 256)).astype(np.float32)), y[:255])
+    assert len(step.native_programs) == 1
 
 
 def test_an_op_without_a_native_kernel_is_replayed_with_a_notice_naming_it():
@@ -353,18 +390,37 @@ def test_the_compiled_step_is_cached_on_disk_for_the_next_process(tmp_path):
     assert native_mod.cache_dir().endswith("native")
 
 
-def test_a_changed_shape_compiles_another_step(tmp_path, monkeypatch):
+def test_a_changed_shape_reuses_the_compiled_step_and_a_changed_structure_does_not(
+    tmp_path, monkeypatch
+):
+    """Sizes and offsets are arguments of the compiled function (native_program.generic): a
+    new batch size or width is a new trace with its own numbers, and the same compiled code
+    (one source file, nothing compiled again); another activation is another source."""
     monkeypatch.setenv("GRADSTEP_CACHE_DIR", str(tmp_path))
-    model = _tiny_model()
-    opt = optim.SGD(model.parameters(), lr=0.1)
-    step = gs.compile(_step_for(model, opt, F.mse_loss), backend="native", notice_retrace=False)
-    for n in (4, 4, 6, 6):
-        step(
-            gs.tensor(np.ones((n, 3)), dtype=np.float64),
-            gs.tensor(np.zeros((n, 2)), dtype=np.float64),
-        )
-    assert step.traces == 2 and len(step.compile_seconds) == 2
-    assert len([f for f in os.listdir(tmp_path / "native") if f.endswith(".py")]) == 2
+    monkeypatch.setattr(native_program_mod, "_LOADED", {})  # as a fresh process
+    rng = np.random.default_rng(0)
+    losses = {}
+    for act, width, n in (("tanh", 4, 4), ("tanh", 4, 6), ("tanh", 9, 5), ("sigmoid", 4, 4)):
+        x = gs.tensor(rng.standard_normal((n, 3)), dtype=np.float64)
+        y = gs.tensor(rng.standard_normal((n, 2)), dtype=np.float64)
+        results = []
+        for backend in ("eager", "native"):
+            gs.manual_seed(0)
+            model = nn.mlp(3, [width], 2, act).to(np.float64)
+            opt = optim.SGD(model.parameters(), lr=0.1)
+            step = _step_for(model, opt, F.mse_loss)
+            if backend == "native":
+                step = gs.compile(step, backend="native")
+            results.append([step(x, y).item() for _ in range(3)])
+        np.testing.assert_allclose(results[1], results[0], rtol=1e-12)
+        (program,) = step.native_programs
+        assert list(program.dims[:4]) != [] and f"(({n}, {width}))" in program.source
+        losses[(act, width, n)] = program
+    files = sorted(f for f in os.listdir(tmp_path / "native") if f.endswith(".py"))
+    assert len(files) == 2  # tanh (three shapes) and sigmoid
+    tanh = [p for k, p in losses.items() if k[0] == "tanh"]
+    assert len({p.compiled_source for p in tanh}) == 1 and len({p.source for p in tanh}) == 3
+    assert len({id(p._fn) for p in tanh}) == 1  # one compiled function for the three
 
 
 def test_the_generated_source_names_values_after_their_ops_and_parameters():
@@ -388,6 +444,8 @@ def test_native_without_numba_is_a_clear_error(monkeypatch):
 
 @pytest.mark.parametrize("width, one_thread", [(4, False), (16, True), (512, False)])
 def test_small_matrix_products_run_on_one_blas_thread_and_leave_the_setting(width, one_thread):
+    """4: loops only; 16: BLAS on one thread; 512 (134M multiply-adds): BLAS on as many
+    threads as NumPy's BLAS has at the call (checked in the large-products test below)."""
     model = nn.mlp(width, [width], 1, "relu").to(np.float64)
     opt = optim.SGD(model.parameters(), lr=1e-3)
     step = gs.compile(_step_for(model, opt, F.mse_loss), backend="native")
@@ -401,6 +459,35 @@ def test_small_matrix_products_run_on_one_blas_thread_and_leave_the_setting(widt
     assert program.largest_matmul == 128 * width * width  # 4: loops only, no BLAS call
     assert ("set_num_threads(1)" in program.caller_source) == one_thread
     assert blas.get_num_threads() == before
+
+
+def test_large_products_follow_numpys_blas_thread_count_at_each_call(monkeypatch):
+    """A threadpool_limits entered before numba's BLAS (SciPy's) was loaded reaches NumPy's
+    BLAS only; a native step's large products follow NumPy's count, read at each call."""
+    from gradstep.tracing import native_program as np_mod
+
+    numpy_blas, numba_blas = np_mod._numpy_blas(), native_mod._numba_blas()
+    assert numpy_blas is not None and numba_blas is not None
+    seen = []
+    real = numba_blas.set_num_threads
+    monkeypatch.setattr(numba_blas, "set_num_threads", lambda n: seen.append(n) or real(n))
+    model = nn.mlp(512, [512], 1, "relu").to(np.float64)
+    opt = optim.SGD(model.parameters(), lr=1e-3)
+    step = gs.compile(_step_for(model, opt, F.mse_loss), backend="native")
+    x = gs.tensor(np.ones((128, 512)), dtype=np.float64)
+    y = gs.tensor(np.zeros((128, 1)), dtype=np.float64)
+    step(x, y)  # the trace (eager); native from the next call on
+    before_numpy, before_numba = numpy_blas.get_num_threads(), numba_blas.get_num_threads()
+    try:
+        for n in (1, 2):
+            numpy_blas.set_num_threads(n)
+            real(3 - n)  # numba's BLAS set otherwise: the call must not keep it
+            seen.clear()
+            step(x, y)
+            assert seen[0] == n and seen[-1] == 3 - n  # n for the call, restored after
+    finally:
+        numpy_blas.set_num_threads(before_numpy)
+        real(before_numba)
 
 
 def test_the_float32_sigmoid_kernel_is_within_3_ulp_of_numpys_everywhere():

@@ -112,3 +112,30 @@ def test_two_threads_can_trace_their_own_steps_at_once():
         ref = _model(seed)
         ref_opt = optim.SGD(ref.parameters(), lr=0.05)
         assert results[seed] == ([_eager_step(ref, ref_opt, x, y).item() for x, y in data], 1)
+
+
+def test_a_compiled_step_inside_a_replayable_call_of_a_trace_does_not_wait_for_itself():
+    """The trace's own thread, inside a gs.replayable call (not recorded), calls another
+    compiled step: it runs as part of that call, and nothing waits on the trace lock."""
+    model = _model(5)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    inner = gs.compile(lambda x: (model(x) * 2).sum())
+
+    @gs.replayable
+    def log_norm(x):
+        inner(x)  # e.g. a compiled metric, called from a replayable hook
+
+    def step(x, y):
+        loss = _eager_step(model, opt, x, y)
+        log_norm(x)
+        return loss
+
+    outer = gs.compile(step)
+    x = gs.tensor(np.ones((4, 3)), dtype=np.float64)
+    y = gs.tensor(np.zeros((4, 1)), dtype=np.float64)
+    done = []
+    t = threading.Thread(target=lambda: done.append([outer(x, y).item() for _ in range(3)]))
+    t.start()
+    t.join(60)
+    assert not t.is_alive() and len(done[0]) == 3
+    assert outer.traces == 1 and outer.replays == 2

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import gradstep as gs
+from gradstep import functional as F
 from gradstep import nn, optim
 from gradstep.data import DataLoader
 from gradstep.train import Callback, EarlyStopping, History, ModelCheckpoint, Trainer, fit
@@ -234,21 +235,48 @@ def _native_fit_run(compile_mode, poison_row=None):
 
 @pytest.mark.parametrize("mode", ["native", True])
 def test_native_fit_equals_eager_to_rounding_with_the_update_after_the_check(mode):
-    """compile="native", and the default (True, "auto") with numba installed: the 12 full
-    batches of 16 rows of each epoch run native (one compilation), the last batch of 11 rows
-    is replayed."""
+    """compile="native", and the default (True, "auto") with numba installed: every batch runs
+    native, the 12 full batches of 16 rows of each epoch and the last of 11 (two traces, one
+    compiled function: sizes are its arguments)."""
     params_eager, hist_eager, _ = _native_fit_run(False)
     params_native, hist_native, trainer = _native_fit_run(mode)
-    step = trainer._native_step
-    assert step.backend == "native" and step.traces == 1 and step.replays == 4 * 12 - 1
-    assert trainer._forward_backward.traces == 1  # the last, smaller batch: replayed
-    assert trainer._forward_backward.replays == 4 - 1
+    step = trainer._forward_backward
+    assert step is trainer._native_step
+    assert step.backend == ("native" if mode == "native" else "auto")
+    assert step.traces == 2 and step.replays == 4 * 13 - 2
+    (a, b) = step.native_programs
+    assert a._fn is b._fn and a.compiled_source == b.compiled_source
     assert hist_native.compile_seconds == sum(step.compile_seconds) > 0
     assert hist_native.compile_backend == "native" and hist_native.compile_notice is None
-    assert len(step.native_programs) == 1
     for k in params_eager:
         np.testing.assert_allclose(params_native[k], params_eager[k], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(hist_native.history["loss"], hist_eager.history["loss"], rtol=1e-12)
+
+
+def test_a_loss_no_trace_can_follow_is_reported_as_eager_with_one_warning():
+    """A loss reading .item(): every step runs eagerly; History says so, and the user gets one
+    warning (the full batches' step and the last batch's are one step to them)."""
+    gs.manual_seed(0)
+    X, Y = regression_data(n=20)  # batches of 8, 8 and 4
+    with gs.default_dtype(np.float64):
+        model = nn.Linear(1, 1)
+        data = gs.data.TensorDataset(X, Y)
+
+    def loss_fn(out, y):
+        loss = F.mse_loss(out, y)
+        return loss * (1.0 if loss.item() < 1e9 else 0.5)
+
+    with pytest.warns(gs.CompileWarning, match=r"fit's forward and backward.*item\(\)") as w:
+        history = fit(
+            model,
+            loss_fn,
+            optim.SGD(model.parameters(), lr=0.1),
+            DataLoader(data, 8),
+            epochs=2,
+            verbose=0,
+        )
+    assert len(w) == 1
+    assert history.compile_backend == "eager" and "item()" in history.compile_notice
 
 
 def test_the_default_fit_replays_a_model_with_no_native_kernel_and_says_which_op(capsys):

@@ -283,6 +283,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             loss.backward()
             return loss
 
+        forward_backward.notice_native = False  # replayed instead: nothing for a user to do
         self.loss_curve_ = []
         step = 0
         for step in range(int(self.max_epochs)):  # noqa: B007 - n_iter_ below

@@ -70,8 +70,9 @@ class Module:
     def __call__(self, *args, **kwargs):
         """``forward`` with any positional and keyword arguments; a first argument that is an
         array (not a Tensor) becomes a Tensor of the parameters' dtype."""
-        if autograd._tracer is not None:  # a compiled step depends on train()/eval()
-            autograd._tracer.record_module(self)
+        tracer = autograd._tracer  # read once: another thread's trace may end
+        if tracer is not None:  # a compiled step depends on train()/eval()
+            tracer.record_module(self)
         if args and not isinstance(args[0], Tensor) and isinstance(args[0], (np.ndarray, list)):
             args = (Tensor(args[0], dtype=self._input_dtype(args[0])), *args[1:])
         return self.forward(*args, **kwargs)

@@ -141,8 +141,29 @@ def _find_optimizers(tracer) -> list:
 
 
 # --- the lowering -------------------------------------------------------------------------------
-def lower(tracer, kinds: list, kw_names: list, returned: list, name: str) -> NativeProgram:
-    """Lower a finished trace to a compiled native step; raises NotLowerableError."""
+#: ``backend="auto"`` replays a step whose largest matrix product has at least this many
+#: multiply-adds (512x512x64) when BLAS runs on more than one thread: there numba's BLAS
+#: (SciPy's OpenBLAS) is the slower one. Measured in fit at benchmark (c) (429-512x3-41, batch
+#: 512): 45 steps/s native against 56 replayed at 2 threads, 46 against 35 at 1 thread
+#: (benchmarks/fit_compile.py); a 512-cube float32 product alone takes 1.75 ms in numba's BLAS
+#: and 1.39 ms in NumPy's at 2 threads.
+AUTO_MAX_PRODUCT = 1 << 24
+
+
+def _blas_threads() -> int:
+    """The BLAS thread count the user has now: NumPy's BLAS's (a native step's large products
+    follow it), else numba's, else 2 (cannot be told)."""
+    from gradstep.tracing.native_program import _numpy_blas
+
+    blas = _numpy_blas() or _numba_blas()
+    return blas.get_num_threads() if blas is not None else 2
+
+
+def lower(
+    tracer, kinds: list, kw_names: list, returned: list, name: str, auto: bool = False
+) -> NativeProgram:
+    """Lower a finished trace to a compiled native step; raises NotLowerableError (also, with
+    ``auto``, for a step of large matrix products on several threads: see AUTO_MAX_PRODUCT)."""
     if tracer.problem is not None:
         raise NotLowerableError(tracer.problem)
     low = _Lowerer(tracer)
@@ -156,6 +177,11 @@ def lower(tracer, kinds: list, kw_names: list, returned: list, name: str) -> Nat
         else:
             raise NotLowerableError(f"a statement with no native form ({entry.code[:40]})")
     results = low.finish(returned)
+    if auto and low.L.largest_matmul >= AUTO_MAX_PRODUCT and _blas_threads() > 1:
+        raise NotLowerableError(
+            f"its largest matrix product ({low.L.largest_matmul:,} multiply-adds) runs faster "
+            f"on NumPy's BLAS at {_blas_threads()} threads (backend='native' insists)"
+        )
     return NativeProgram(
         low.L,
         low.head,

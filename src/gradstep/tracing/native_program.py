@@ -12,6 +12,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import time
 
@@ -63,6 +64,49 @@ def _numba_blas():
     return libs[0] if len(libs) == 1 else None
 
 
+@functools.lru_cache(maxsize=1)
+def _numpy_blas():
+    """threadpoolctl's controller of NumPy's own BLAS, or None when it cannot be told apart.
+    Its thread count is the user's setting (a ``threadpool_limits`` entered before SciPy's
+    BLAS was loaded reaches NumPy's only)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    libs = [
+        c
+        for c in ThreadpoolController().lib_controllers
+        if "numpy.libs" in c.filepath or "numpy/.libs" in c.filepath
+    ]
+    return libs[0] if len(libs) == 1 else None
+
+
+#: An integer written in a generated step (an offset, a shape, a count): not part of a name
+#: (``relu1``) or of a float (``0.01``, ``1e-08``).
+_INT = re.compile(r"(?<![\w.])\d+(?![\w.])")
+
+#: The compiled functions of this process by digest: a new trace of the same structure (another
+#: batch size, another width) reuses the function numba compiled or loaded for the first.
+_LOADED: dict = {}
+
+
+def generic(source: str) -> tuple[str, list]:
+    """The step's source with every integer of its body read from ``dims`` instead, and those
+    integers in order: sizes and offsets become arguments, so models of the same structure
+    (layers, activations, loss, optimizer, dtype) share one source, one compilation and one
+    disk-cache entry, whatever their batch size and widths. The kernels take shapes from their
+    arrays at run time anyway; what the step itself does with the numbers is slicing."""
+    head, sep, body = source.partition("\ndef step(")
+    values: list = []
+
+    def arg(m) -> str:
+        values.append(int(m.group(0)))
+        return f"dims[{len(values) - 1}]"
+
+    signature, colon, rest = body.partition("):\n")
+    return head + sep + signature + ", dims" + colon + _INT.sub(arg, rest), values
+
+
 def _contiguous(a):
     """``a`` itself when C-contiguous (0-d included), else a C-contiguous copy of the same
     shape (np.ascontiguousarray would make a 0-d array 1-d)."""
@@ -109,7 +153,9 @@ class NativeProgram:
         self.status = np.zeros(3, np.int64)  # a failed check: its values, then its number
         self.leaves = [(p, h) for g in groups for p, _, h in g.flat.slots]
         self.params = [p for p, _ in self.leaves]
-        self.source = self._source(L, head)
+        self.source = self._source(L, head)  # with the numbers, as a reader wants them
+        self.compiled_source, dims = generic(self.source)  # what numba compiles and caches
+        self.dims = np.array(dims, np.int64)
         self.compile_seconds = 0.0
         self.cached = False  # compile_now found numba's disk cache
         self._fn = self._load(name)
@@ -145,7 +191,15 @@ class NativeProgram:
         )
 
     def _load(self, name: str):
-        digest = hashlib.sha256((self.source + _kernels_digest()).encode()).hexdigest()[:24]
+        digest = hashlib.sha256((self.compiled_source + _kernels_digest()).encode()).hexdigest()[
+            :24
+        ]
+        key = (cache_dir(), digest)
+        if key not in _LOADED:
+            _LOADED[key] = self._load_file(name, digest)
+        return _LOADED[key]
+
+    def _load_file(self, name: str, digest: str):
         folder = cache_dir()
         path = os.path.join(folder, f"step_{digest}.py")
         try:
@@ -153,7 +207,7 @@ class NativeProgram:
             if not os.path.exists(path):  # complete or absent, and never replaced:
                 tmp = f"{path}.{os.getpid()}.tmp"  # written aside, then linked into place
                 with open(tmp, "w") as f:
-                    f.write(self.source)
+                    f.write(self.compiled_source)
                 try:
                     os.link(tmp, path)  # fails if another process got there first
                 except FileExistsError:
@@ -171,7 +225,11 @@ class NativeProgram:
             return module.step
         namespace: dict = {}
         exec(
-            compile(self.source.replace("cache=True", "cache=False"), f"<native {name}>", "exec"),
+            compile(
+                self.compiled_source.replace("cache=True", "cache=False"),
+                f"<native {name}>",
+                "exec",
+            ),
             namespace,
         )
         return namespace["step"]
@@ -190,7 +248,7 @@ class NativeProgram:
                 _, keys, scalars = g.update
                 q = scalars(dry=dry)  # first: it may sync or create the state arrays
                 out += [*[flat.state[k] for k in keys], q]
-        return out + ([self.work, self.status] if self.checks else [self.work])
+        return out + ([self.work, self.status] if self.checks else [self.work]) + [self.dims]
 
     def _caller(self, kw_names: list):
         """A Python function doing one call with no loop of its own (this runs every step):
@@ -199,6 +257,7 @@ class NativeProgram:
         ns: dict = {
             "fn": self._fn,
             "work": self.work,
+            "dims": self.dims,
             "status": self.status,
             "_asarray": np.asarray,
         }
@@ -241,19 +300,23 @@ class NativeProgram:
                 call += [f"F{j}.state[{k!r}]" for k in g.update[1]]
                 call.append(f"q{j}")
         ns["_snapshot"], ns["_restore"] = _snapshot, _restore
-        call += ["work", "status"] if self.checks else ["work"]
+        call += ["work", "status", "dims"] if self.checks else ["work", "dims"]
         from gradstep.tracing.native_kernels import BLAS_MIN
 
-        # only a step whose products reach BLAS pays for setting its threads (~3 us a call)
-        calls_blas = BLAS_MIN <= self.largest_matmul < ONE_THREAD_BELOW
-        blas = _numba_blas() if calls_blas else None
-        if blas is None:
+        # only a step whose products reach BLAS pays for setting its threads (~3 us a call):
+        # small products run on one thread; large ones on as many as NumPy's BLAS has now
+        # (the user's setting: a threadpool_limits entered before numba's BLAS was loaded
+        # did not reach it)
+        blas = _numba_blas() if self.largest_matmul >= BLAS_MIN else None
+        mirror = _numpy_blas() if self.largest_matmul >= ONE_THREAD_BELOW else None
+        if blas is None or (self.largest_matmul >= ONE_THREAD_BELOW and mirror is None):
             lines.append(f"r = fn({', '.join(call)})")
-        else:  # small products: one BLAS thread for this call, the user's setting after it
-            ns["blas"] = blas
+        else:
+            ns["blas"], ns["mirror"] = blas, mirror
+            wanted = "1" if mirror is None else "mirror.get_num_threads()"
             lines.append(
-                f"n_threads = blas.get_num_threads()\n    blas.set_num_threads(1)\n    try:\n"
-                f"        r = fn({', '.join(call)})\n    finally:\n"
+                f"n_threads = blas.get_num_threads()\n    blas.set_num_threads({wanted})\n"
+                f"    try:\n        r = fn({', '.join(call)})\n    finally:\n"
                 "        blas.set_num_threads(n_threads)"
             )
         if self.checks:  # a step without value checks has no status array at all

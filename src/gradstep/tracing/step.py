@@ -175,8 +175,8 @@ class CompiledStep:
 
     def __call__(self, *args, **kwargs):
         tracer = autograd._tracer
-        if tracer is not None and not tracer.ignores():  # inside another trace: be part of it
-            return self.fn(*args, **kwargs)
+        if tracer is not None and tracer.thread == threading.get_ident():
+            return self.fn(*args, **kwargs)  # inside this thread's trace: be part of it
         fast = self._fast
         if fast is not None:  # the last native program's own guards and call
             out = fast(args, kwargs)
@@ -265,10 +265,11 @@ class CompiledStep:
         program.verified = True
         if not same:
             self._programs[key].remove(program)
-            self.eager_reasons[key] = "replay and eager results differ"
+            what = "replay" if program.native is None else "native step"
+            self.eager_reasons[key] = f"{what} and eager results differ"
             self._notice(
-                "a replay differs from eager execution (the step depends on something a trace "
-                "cannot see: NumPy code on .data, or Python state)"
+                f"a {what} differs from eager execution (the step depends on something a "
+                "trace cannot see: NumPy code on .data, or Python state)"
             )
             if program.native is not None:  # the native run overwrote the gradients
                 gs_random.set_rng_state(rng)
@@ -346,7 +347,14 @@ class CompiledStep:
 
         name = getattr(self.fn, "__name__", "step")
         try:
-            program = native.lower(tracer, kinds, sorted(kwargs), [e for e, _ in returned], name)
+            program = native.lower(
+                tracer,
+                kinds,
+                sorted(kwargs),
+                [e for e, _ in returned],
+                name,
+                auto=self.backend == "auto",
+            )
             program.compile_now(args, kwargs)
         except native.NotLowerableError as e:
             self._no_native(f"no native step: {e}")
@@ -425,9 +433,11 @@ def compile(  # noqa: A001 (gradstep.compile, as torch's)
         How many signatures (shapes, dtypes, Python scalars, module modes) to keep traces for.
     verify : bool
         On the first replay of each trace, also run the step eagerly from the same random
-        state and compare results and gradients bit for bit; on a difference, warn and run
-        eagerly. Only for steps that can run twice (no optimizer update inside); ``fit`` uses
-        it for its forward+backward.
+        state and compare results and gradients (bit for bit for a replay, to rounding for a
+        native step); on a difference, warn and run eagerly. Only for steps that can run
+        twice (no optimizer update inside); ``fit`` uses it for its forward+backward. A
+        native step is also run right after its trace, so that every call of it computes
+        the same way (its results are kept, not the traced eager run's).
     notice_retrace : bool
         Warn (a one-line :class:`CompileWarning`, once per new signature) when a call's
         shapes, dtypes, Python scalars or module modes differ from every trace, so the call
@@ -439,8 +449,10 @@ def compile(  # noqa: A001 (gradstep.compile, as torch's)
         lowers the whole step (forward, loss, backward, optimizer update) to one function
         compiled with numba (``pip install 'gradstep[native]'``), equal to eager to rounding
         (see docs/compile.md); a step with an op that has no native kernel is replayed
-        instead, with a one-line notice naming it. "auto" is "native" when numba is
-        installed and "replay" otherwise.
+        instead, with a one-line notice naming it. "auto" is "native" where it pays: numba
+        installed, every op native, and no matrix product of 2^24 multiply-adds or more
+        while BLAS runs on several threads (``tracing.native.AUTO_MAX_PRODUCT``, where
+        NumPy's BLAS is faster); "replay" otherwise.
 
     Returns
     -------

@@ -80,7 +80,7 @@ class Trainer:
         if compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
         self.compile = compile
-        self._native_step = self._native_rows = None  # see _choose_native
+        self._native_step = None  # see _choose_native
         self._forward_backward = (
             compile_step(self._eager_forward_backward, verify=True, notice_retrace=False)
             if compile
@@ -92,23 +92,25 @@ class Trainer:
             else self._eager_evaluate_batch
         )
 
-    def _choose_native(self, loader) -> None:
-        """Compile forward+backward to native code (numba) for this run's full batches when
-        asked (``"native"``) or by default (``True``/``"auto"``, numba installed); the update
-        stays outside, after the loss is checked. The epoch's smaller last batch is replayed:
-        one compilation per run, not two (a new shape costs ~1 s the first time)."""
+    def _choose_native(self) -> None:
+        """Compile forward+backward to native code (numba) when asked (``"native"``) or by
+        default (``True``/``"auto"``, numba installed); the update stays outside, after the
+        loss is checked. Every batch shape shares one compilation (the sizes are arguments of
+        the compiled function), so the epoch's smaller last batch costs a trace, not a compile."""
         from gradstep.tracing.native import available
 
         want = self.compile == "native" or (self.compile in (True, "auto") and available())
         if want and self._native_step is None:
             step = compile_step(
-                self._eager_forward_backward, verify=True, notice_retrace=False, backend="native"
+                self._eager_forward_backward,
+                verify=True,
+                notice_retrace=False,
+                backend="native" if self.compile == "native" else "auto",
             )
             step.name = "fit's forward and backward"
             # asked for by name: a warning when it cannot be had; the default: reported by fit
             step.notice_native = self.compile == "native"
-            self._native_step = step
-        self._native_rows = getattr(loader, "batch_size", None) if want else None
+            self._forward_backward = self._native_step = step
 
     def _eager_forward_backward(self, xb, yb):
         self.optimizer.zero_grad()
@@ -138,7 +140,7 @@ class Trainer:
             )
         self._loader, self.epochs = train_loader, epochs
         self.batches_per_epoch = len(train_loader)
-        self._choose_native(train_loader)
+        self._choose_native()
         self.resumed = resume_from is not None and not resume_weights_only
         if resume_from is not None and resume_weights_only:
             from gradstep.io import load
@@ -169,8 +171,15 @@ class Trainer:
         programs = native.native_programs if native is not None else []
         seconds = native.compile_seconds if native is not None else []
         h.compile_seconds = sum(seconds)  # native compilation (or cache loads)
-        h.compile_backend = "native" if programs else ("replay" if self.compile else "eager")
-        h.compile_notice = None if native is None or programs else native.native_notice
+        eager = native.eager_reasons if native is not None else {}
+        h.compile_backend = (
+            "native" if programs else ("replay" if self.compile and not eager else "eager")
+        )
+        h.compile_notice = (
+            None
+            if native is None or programs
+            else (native.native_notice or next(iter(eager.values()), None))
+        )
         shown = self.verbose if self.verbose is not None else sys.stderr.isatty()
         if not shown:
             return
@@ -194,14 +203,10 @@ class Trainer:
         self.at_epoch_end = False
         self._emit("on_epoch_begin", epoch, {})
         model.train()
-        native, rows = self._native_step, self._native_rows
         for b, (xb, yb) in enumerate(
             loader.batches(self._order, self.start_batch), start=self.start_batch
         ):
-            if native is not None and len(yb) == rows:
-                loss = native(xb, yb)
-            else:
-                loss = self._forward_backward(xb, yb)
+            loss = self._forward_backward(xb, yb)
             value = float(loss.data)
             if self.terminate_on_nan and not math.isfinite(value):
                 self.stop_training = True
@@ -366,14 +371,14 @@ def fit(
         are traced once per batch shape, then run compiled. False runs every step eagerly
         (needed only for a loss or model whose ops depend on Python state other than the
         batch's shapes, which a trace cannot see; see :mod:`gradstep.tracing`).
-        True (``"auto"``, the default) compiles forward, loss and backward of the full
-        batches to native code with numba when it is installed (``gradstep[native]``; equal to
-        eager to rounding, see docs/compile.md) and replays them with NumPy otherwise; a model
-        with an op that has no native kernel is replayed, and ``history.compile_notice`` (and
-        a line on stderr, where a progress bar shows) names the op. ``"native"`` insists
-        (numba required; a model it cannot compile is replayed with a ``CompileWarning``);
-        ``"replay"`` always replays, bit-identical to eager. The update always runs after the
-        loss is checked.
+        True (``"auto"``, the default) compiles forward, loss and backward to native code
+        with numba where it pays (``gradstep[native]`` installed; equal to eager to rounding;
+        large matrix products on several BLAS threads stay with NumPy's BLAS: see
+        docs/compile.md) and replays them with NumPy otherwise; a model with an op that has
+        no native kernel is replayed, and ``history.compile_notice`` (and a line on stderr,
+        where a progress bar shows) names the op. ``"native"`` insists (numba required; a
+        model it cannot compile is replayed with a ``CompileWarning``); ``"replay"`` always
+        replays, bit-identical to eager. The update always runs after the loss is checked.
 
     Returns
     -------
