@@ -228,6 +228,15 @@ def tanh_backward(g, y, gx):
 
 # --- losses (mean reduction) -------------------------------------------------------------------
 @jit
+def _negated_into(gaf, gb):
+    """gb = -ga (a difference loss's gradient for its target), when it is asked for."""
+    if gb is not None:
+        gbf = gb.reshape(-1)
+        for i in range(gaf.size):
+            gbf[i] = -gaf[i]
+
+
+@jit
 def mse_forward(a, b, d):
     """d = a - b (kept for backward); returns mean(d^2), summed in float64."""
     af, bf, df = a.reshape(-1), b.reshape(-1), d.reshape(-1)
@@ -245,10 +254,7 @@ def mse_backward(scale, d, ga, gb):
     df, gaf = d.reshape(-1), ga.reshape(-1)
     for i in range(df.size):
         gaf[i] = (df[i] + df[i]) * scale
-    if gb is not None:
-        gbf = gb.reshape(-1)
-        for i in range(df.size):
-            gbf[i] = -gaf[i]
+    _negated_into(gaf, gb)
 
 
 @jit
@@ -270,10 +276,7 @@ def l1_backward(scale, d, ga, gb):
     for i in range(df.size):
         v = df[i]
         gaf[i] = (scale if v > 0 else (-scale if v < 0 else v * scale)) if v == v else v
-    if gb is not None:
-        gbf = gb.reshape(-1)
-        for i in range(df.size):
-            gbf[i] = -gaf[i]
+    _negated_into(gaf, gb)
 
 
 @jit
@@ -298,10 +301,7 @@ def huber_backward(scale, d, delta, ga, gb):
     for i in range(df.size):
         v = df[i]
         gaf[i] = (delta if v > delta else (-delta if v < -delta else v)) * scale
-    if gb is not None:
-        gbf = gb.reshape(-1)
-        for i in range(df.size):
-            gbf[i] = -gaf[i]
+    _negated_into(gaf, gb)
 
 
 @jit

@@ -47,38 +47,36 @@ def _kernels_digest() -> str:
 ONE_THREAD_BELOW = 1 << 24
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_blas():
-    """threadpoolctl's controller of the BLAS numba's np.dot calls (SciPy's OpenBLAS, loaded by
-    then), or None when it cannot be told apart."""
+def _blas_of(package: str):
+    """threadpoolctl's controller of the BLAS bundled with ``package`` (its wheel's
+    ``<package>.libs`` folder), or None when there is not exactly one."""
     try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads it)
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
     libs = [
         c
         for c in ThreadpoolController().lib_controllers
-        if "scipy.libs" in c.filepath or "scipy/.libs" in c.filepath
+        if f"{package}.libs" in c.filepath or f"{package}/.libs" in c.filepath
     ]
     return libs[0] if len(libs) == 1 else None
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_blas():
+    """The BLAS numba's np.dot calls (SciPy's OpenBLAS, loaded here), or None."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads it)
+    except ImportError:
+        return None
+    return _blas_of("scipy")
 
 
 @functools.lru_cache(maxsize=1)
 def _numpy_blas():
-    """threadpoolctl's controller of NumPy's own BLAS, or None when it cannot be told apart.
-    Its thread count is the user's setting (a ``threadpool_limits`` entered before SciPy's
-    BLAS was loaded reaches NumPy's only)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    libs = [
-        c
-        for c in ThreadpoolController().lib_controllers
-        if "numpy.libs" in c.filepath or "numpy/.libs" in c.filepath
-    ]
-    return libs[0] if len(libs) == 1 else None
+    """NumPy's own BLAS, or None. Its thread count is the user's setting (a
+    ``threadpool_limits`` entered before SciPy's BLAS was loaded reaches NumPy's only)."""
+    return _blas_of("numpy")
 
 
 #: An integer written in a generated step (an offset, a shape, a count): not part of a name
