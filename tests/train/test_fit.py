@@ -215,7 +215,10 @@ def test_a_loss_computing_with_numpy_on_data_falls_back_to_eager_in_fit():
         fast, trainer = run(True)
     for k in eager:
         assert eager[k].tobytes() == fast[k].tobytes()
-    assert trainer._forward_backward.replays == 0
+    # traced once, then eager for good: no retrace per batch (nor a max_traces notice)
+    assert trainer._forward_backward.replays == 0 and trainer._forward_backward.traces == 1
+    assert trainer.history.compile_backend == "eager"
+    assert "results differ" in trainer.history.compile_notice
 
 
 def _native_fit_run(compile_mode, poison_row=None):

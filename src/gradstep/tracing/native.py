@@ -180,7 +180,8 @@ def lower(
     if auto and low.L.largest_matmul >= AUTO_MAX_PRODUCT and _blas_threads() > 1:
         raise NotLowerableError(
             f"its largest matrix product ({low.L.largest_matmul:,} multiply-adds) runs faster "
-            f"on NumPy's BLAS at {_blas_threads()} threads (backend='native' insists)"
+            f"on NumPy's BLAS at {_blas_threads()} threads (backend='native', or fit's "
+            "compile='native', insists)"
         )
     return NativeProgram(
         low.L,

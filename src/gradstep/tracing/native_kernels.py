@@ -28,6 +28,9 @@ BLAS_MIN = 16384
 jit = njit(cache=True, nogil=True, error_model="numpy")
 #: For dot products only: lets LLVM split a sum into vector lanes (a different but equally
 #: accurate order, as BLAS's); measured 3.6 -> 0.5 us for (b)'s 256x32 @ 32x1 output layer.
+#: Contraction (fused multiply-adds, as BLAS uses) keeps the numbers near eager's; code numba
+#: compiles in a process rounds differently from the same code loaded from its cache, so a
+#: step is always compiled by a child process and loaded (native_program.compile_now).
 jit_dot = njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 

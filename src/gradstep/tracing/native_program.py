@@ -156,6 +156,7 @@ class NativeProgram:
         self.dims = np.array(dims, np.int64)
         self.compile_seconds = 0.0
         self.cached = False  # compile_now found numba's disk cache
+        self._file = None  # the generated file numba caches, when the cache is writable
         self._fn = self._load(name)
         self._call = self._caller(kw_names)
 
@@ -216,11 +217,8 @@ class NativeProgram:
         except OSError:
             cacheable = False
         if cacheable:
-            spec = importlib.util.spec_from_file_location(f"_gradstep_native_{digest}", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            return module.step
+            self._file = path
+            return _import_step(path, f"_gradstep_native_{digest}")
         namespace: dict = {}
         exec(
             compile(
@@ -345,15 +343,103 @@ class NativeProgram:
         raise ValueError(self.checks[self.status[2] - 1].format(*self.status[:2]))
 
     def compile_now(self, args, kwargs) -> None:
-        """Compile for these arguments' types (or load numba's cache), timing it."""
+        """Compile for these arguments' types (or load numba's cache), timing it.
+
+        A step not yet in the disk cache is compiled by a child process, and this one loads
+        it from the cache as every later process will: code numba has just compiled in a
+        process and the same code loaded from its cache were measured to round differently
+        (the kernels' fused multiply-adds), and a run must compute the same bits whichever
+        process compiled it (bit-identical resume, sweeps across processes)."""
         import numba
 
         t0 = time.perf_counter()
         types = tuple(numba.typeof(a) for a in self.arguments(args, kwargs, dry=True))
+        if self._file is not None and not self._in_cache():
+            _compile_in_child(self._file, types)  # on failure: compiled here, as before
         self._fn.compile(types)
         self.compile_seconds = time.perf_counter() - t0
         stats = getattr(self._fn, "stats", None)  # numba's: loaded from its disk cache?
         self.cached = bool(stats and sum(stats.cache_hits.values()))
 
+    def _in_cache(self) -> bool:
+        """Whether numba's disk cache has this step (its index file exists)."""
+        try:
+            return os.path.exists(self._fn._cache._cache_file._index_path)
+        except AttributeError:  # another numba's internals: assume not
+            return False
+
     def __call__(self, args, kwargs):
         return self._call(args, kwargs)
+
+
+def _import_step(path: str, name: str):
+    """The ``step`` dispatcher of a generated file, imported as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.step
+
+
+_CHILD = """
+import json, sys
+import numpy as np
+from numba import from_dtype, types
+from gradstep.tracing.native_program import _import_step
+
+def rebuild(t):
+    kind, *rest = t
+    if kind == "array":
+        d, n, layout, ro = rest
+        return types.Array(from_dtype(np.dtype(d)), n, layout, readonly=ro, aligned=True)
+    if kind == "tuple":
+        return types.BaseTuple.from_types([rebuild(x) for x in rest[0]])
+    return getattr(types, rest[0])
+
+path, name, signature = json.loads(sys.stdin.read())
+_import_step(path, name).compile(tuple(rebuild(t) for t in signature))
+"""
+
+
+def _describe(t):
+    """A numba argument type as JSON for the child (arrays, tuples of scalars, scalars), or
+    None for any other."""
+    from numba import types
+
+    if isinstance(t, types.Array):
+        if not t.aligned:
+            return None
+        return ["array", str(np.dtype(t.dtype.name)), t.ndim, t.layout, not t.mutable]
+    if isinstance(t, types.BaseTuple):
+        parts = [_describe(x) for x in t.types]
+        return None if any(p is None for p in parts) else ["tuple", parts]
+    if isinstance(t, (types.Float, types.Integer, types.Boolean)):
+        return ["scalar", str(t)]
+    return None
+
+
+def _compile_in_child(path: str, signature: tuple) -> bool:
+    """Compile the step file at ``path`` for ``signature`` (numba types, sent as JSON) in a
+    child process, which leaves it (and the kernels it calls) in numba's disk cache; False if
+    that was not possible."""
+    import json
+    import subprocess
+
+    described = [_describe(t) for t in signature]
+    if any(d is None for d in described):
+        return False
+    name = os.path.splitext(os.path.basename(path))[0]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD],
+            input=json.dumps([path, f"_gradstep_native_{name[5:]}", described]),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            # the child finds gradstep where this process did (a script may extend sys.path)
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0

@@ -184,7 +184,7 @@ class CompiledStep:
                 return out
         key = _signature(args, kwargs)
         programs = self._programs.get(key)
-        if programs is not None:
+        if programs:
             for p in programs:
                 if p.matches():
                     if self.verify and not p.verified:
@@ -199,7 +199,7 @@ class CompiledStep:
                         except StateMismatchError as e:  # states that cannot be flat
                             return self._native_failed(e, args, kwargs)
                     return p.build(p.replay(*args, **kwargs))
-        elif key in self.eager_reasons:
+        if key in self.eager_reasons:  # verify found this signature cannot be replayed
             return self.fn(*args, **kwargs)
         if self.traces >= self.max_traces:
             self._notice(

@@ -270,8 +270,9 @@ class GradientNorm(Callback):
     epoch's batches of each batch's gradient norm |g_b|, read after backward and before the
     optimizer's update (``fit`` itself never clips a gradient: this is the gradient as
     backward left it; PyTorch Lightning logs the same quantity, per step, as
-    ``grad_2.0_norm_total``). Compiled steps (``fit(compile=True)``) write the same gradients,
-    bit for bit, so the value does not depend on ``compile``.
+    ``grad_2.0_norm_total``). A replayed step (``fit(compile="replay")``) writes the same
+    gradients as eager execution, bit for bit; a native one (the default with numba) equal to
+    rounding, so the value depends on ``compile`` only in its last digits.
 
     A mini-batch gradient is noisy: near a critical point |g_b| stays at the noise level while
     the full gradient goes to zero. ``full=True`` also logs ``grad_norm_full``: the norm of the

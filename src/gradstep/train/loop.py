@@ -178,7 +178,7 @@ class Trainer:
         h.compile_notice = (
             None
             if native is None or programs
-            else (native.native_notice or next(iter(eager.values()), None))
+            else (next(iter(eager.values()), None) or native.native_notice)
         )
         shown = self.verbose if self.verbose is not None else sys.stderr.isatty()
         if not shown:

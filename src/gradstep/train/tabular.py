@@ -255,6 +255,8 @@ def fit_frame(df, cfg: TrainConfig, data_path, verbose=0, log=lambda line: None)
             f"native step (numba): compiled or loaded from its cache in "
             f"{history.compile_seconds:.1f} s"
         )
+    elif not compiled:
+        log("step: eager (balanced class weights follow each batch's labels)")
     elif history.compile_notice:
         log(f"{history.compile_notice}: replayed with NumPy")
     # the decimal mark as read, so a prediction file is read the same way even where its
