@@ -89,3 +89,32 @@ def test_divergent_learning_rate_is_a_clear_error():
     X, y = load_diabetes(return_X_y=True)
     with pytest.raises(ValueError, match="diverged.*learning_rate"):
         LinearRegression(learning_rate=0.5, max_epochs=5000).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c: LinearRegression(learning_rate=0.2, max_epochs=300, compile=c),
+        lambda c: MLPRegressor(hidden_layer_sizes=(8,), max_epochs=5, random_state=0, compile=c),
+        lambda c: MLPClassifier(hidden_layer_sizes=(8,), max_epochs=5, random_state=0, compile=c),
+    ],
+    ids=["LinearRegression", "MLPRegressor", "MLPClassifier"],
+)
+def test_compile_is_a_parameter_and_says_what_ran(make):
+    """fit's compile option, as scikit-learn parameters go: the replay is bit-identical to
+    eager, the default (numba installed in the tests) runs native and agrees to rounding."""
+    X, y = load_diabetes(return_X_y=True)
+    if isinstance(make(True), MLPClassifier):
+        y = (y > np.median(y)).astype(int)
+    fitted = {c: make(c).fit(X, y) for c in (False, "replay", True)}
+    assert [fitted[c].compile_backend_ for c in (False, "replay", True)] == [
+        "eager",
+        "replay",
+        "native",
+    ]
+    eager, replay, native = (fitted[c].predict(X[:50]) for c in (False, "replay", True))
+    assert eager.tobytes() == replay.tobytes()
+    np.testing.assert_allclose(native, eager, rtol=1e-4, atol=1e-4 * np.abs(eager).max())
+    assert make(True).get_params()["compile"] is True
+    with pytest.raises(ValueError, match="compile must be one of"):
+        make("fast").fit(X, y)

@@ -53,6 +53,7 @@ class _MLPBase(BaseEstimator):
         weight_decay=0.0,
         random_state=None,
         dtype="float32",
+        compile=True,  # noqa: A002 - fit's name for it
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -66,6 +67,7 @@ class _MLPBase(BaseEstimator):
         self.weight_decay = weight_decay
         self.random_state = random_state
         self.dtype = dtype
+        self.compile = compile
 
     def _check_params(self) -> None:
         if self.solver not in _OPTIMIZERS:
@@ -131,9 +133,11 @@ class _MLPBase(BaseEstimator):
                     epochs=int(self.max_epochs),
                     callbacks=callbacks,
                     verbose=0,
+                    compile=self.compile,
                 )
         finally:
             gs_random.set_rng_state(saved_rng)
+        self.compile_backend_ = history.compile_backend
         self.loss_curve_ = history.history["loss"]
         self.validation_scores_ = history.history.get("val_loss")
         self.n_iter_ = len(self.loss_curve_)
@@ -169,10 +173,13 @@ class MLPRegressor(RegressorMixin, _MLPBase):
     weight_decay : float
     random_state : int, RandomState or None
     dtype : "float32" or "float64"
+    compile : True (native with numba where it pays, else replayed), "native", "replay"
+        (bit-identical to eager) or False (eager): ``fit``'s option (docs/compile.md)
 
     Attributes
     ----------
     model_ : gradstep.nn.Sequential
+    compile_backend_ : "native", "replay" or "eager": what ran the training steps
     scaler_ : StandardScaler of the inputs
     loss_curve_ : list of float, training loss per epoch
     n_iter_ : int, epochs run
@@ -199,7 +206,7 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    model_, scaler_, loss_curve_, n_iter_, n_features_in_ : as MLPRegressor
+    model_, scaler_, loss_curve_, n_iter_, n_features_in_, compile_backend_ : as MLPRegressor
     """
 
     def fit(self, X, y):
@@ -244,20 +251,31 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     max_epochs : int, the most updates
     tol : float, stop when max |dL/dtheta| < tol
     dtype : "float64" or "float32"
+    compile : True (native with numba where it pays, else replayed), "native", "replay"
+        (bit-identical to eager) or False (eager), as ``fit``'s
 
     Attributes
     ----------
     coef_ : ndarray of shape (n_features,), in the units of the original features
+    compile_backend_ : "native", "replay" or "eager": what ran the gradient steps
     intercept_ : float
     n_iter_ : int, updates made
     loss_curve_ : list of float
     """
 
-    def __init__(self, learning_rate=0.1, max_epochs=20000, tol=1e-9, dtype="float64"):
+    def __init__(
+        self,
+        learning_rate=0.1,
+        max_epochs=20000,
+        tol=1e-9,
+        dtype="float64",
+        compile=True,  # noqa: A002 - fit's name for it
+    ):
         self.learning_rate = learning_rate
         self.max_epochs = max_epochs
         self.tol = tol
         self.dtype = dtype
+        self.compile = compile
 
     def fit(self, X, y):
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
@@ -274,16 +292,22 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             layer.bias.data[...] = 0
         opt = optim.SGD(layer.parameters(), lr=self.learning_rate)
 
-        # thousands of identical full-batch steps: traced once, then native (numba installed)
-        # or replayed; verify: the numbers are the native step's from the first call on
-        @compile_step(verify=True, backend="auto")
+        from gradstep.train.loop import COMPILE_MODES
+
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
+
         def forward_backward():
             opt.zero_grad()
             loss = F.mse_loss(layer(xt), yt)
             loss.backward()
             return loss
 
-        forward_backward.notice_native = False  # replayed instead: nothing for a user to do
+        if self.compile:  # thousands of identical full-batch steps: traced once, then native
+            backend = {"native": "native", "replay": "replay"}.get(self.compile, "auto")
+            # verify: the numbers are the native step's from the first call on
+            forward_backward = compile_step(forward_backward, verify=True, backend=backend)
+            forward_backward.notice_native = self.compile == "native"  # else: nothing to do
         self.loss_curve_ = []
         step = 0
         for step in range(int(self.max_epochs)):  # noqa: B007 - n_iter_ below
@@ -298,6 +322,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 break
             opt.step()
         self.n_iter_ = step + 1
+        programs = getattr(forward_backward, "native_programs", None)
+        self.compile_backend_ = (
+            "eager"
+            if programs is None or forward_backward.eager_reasons
+            else ("native" if programs else "replay")
+        )
         w = layer.weight.data.reshape(-1).astype(np.float64)
         b = float(layer.bias.data[0])
         self.coef_ = w / scaler.scale_ * y_scale
