@@ -326,6 +326,36 @@ def test_native_fit_stops_at_a_nan_loss_before_the_update():
     eager, hist_e, _ = _native_fit_run(False, poison_row=40)  # batch 3 of epoch 1
     native, hist_n, trainer = _native_fit_run("native", poison_row=40)
     assert hist_n.stop_reason == hist_e.stop_reason and "epoch 1, batch 3" in hist_n.stop_reason
+    # the cause is the data (row 40 is the batch's row 8), not the learning rate
+    assert "inputs hold NaN or inf, first at its row 8" in hist_n.stop_reason
+    assert "learning rate" not in hist_n.stop_reason
     for k in eager:
         assert np.all(np.isfinite(native[k]))
         np.testing.assert_allclose(native[k], eager[k], rtol=1e-12, atol=1e-15)
+
+
+def test_fit_says_whether_it_compiled_the_native_step_or_loaded_it(tmp_path, monkeypatch, capsys):
+    from gradstep.tracing import native_program
+
+    monkeypatch.setenv("GRADSTEP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native_program, "_LOADED", {})  # as a fresh process
+    X, Y = regression_data(n=40)
+    runs = []
+    for _ in range(2):
+        gs.manual_seed(0)
+        with gs.default_dtype(np.float64):
+            model = nn.Sequential(nn.Linear(1, 5), nn.LeakyReLU(0.3), nn.Linear(5, 1))
+            data = gs.data.TensorDataset(X, Y)
+        history = fit(
+            model,
+            nn.L1Loss(),
+            optim.RMSprop(model.parameters(), lr=0.01),
+            DataLoader(data, 8),
+            epochs=1,
+            verbose=1,
+        )
+        runs.append((history.compile_backend, history.compile_cached, capsys.readouterr().err))
+    (b1, c1, err1), (b2, c2, err2) = runs
+    assert (b1, c1, b2, c2) == ("native", False, "native", True)
+    assert "native step: compiled in" in err1 and str(tmp_path) in err1
+    assert "native step: loaded from the cache in" in err2

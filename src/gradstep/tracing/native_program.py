@@ -155,7 +155,8 @@ class NativeProgram:
         self.compiled_source, dims = generic(self.source)  # what numba compiles and caches
         self.dims = np.array(dims, np.int64)
         self.compile_seconds = 0.0
-        self.cached = False  # compile_now found numba's disk cache
+        self.cached = False  # compile_now ran numba's disk cache's code
+        self.compiled = False  # compile_now had to compile it (not found in the cache)
         self._file = None  # the generated file numba caches, when the cache is writable
         self._fn = self._load(name)
         self._call = self._caller(kw_names)
@@ -354,12 +355,15 @@ class NativeProgram:
 
         t0 = time.perf_counter()
         types = tuple(numba.typeof(a) for a in self.arguments(args, kwargs, dry=True))
-        if self._file is not None and not self._in_cache():
+        known = self._file is None or self._in_cache()
+        if not known:
             _compile_in_child(self._file, types)  # on failure: compiled here, as before
         self._fn.compile(types)
         self.compile_seconds = time.perf_counter() - t0
         stats = getattr(self._fn, "stats", None)  # numba's: loaded from its disk cache?
         self.cached = bool(stats and sum(stats.cache_hits.values()))
+        # compiled for this call (by the child or here), not found compiled already
+        self.compiled = not (known and self.cached)
 
     def _in_cache(self) -> bool:
         """Whether numba's disk cache has this step (its index file exists)."""

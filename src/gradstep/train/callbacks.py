@@ -52,6 +52,7 @@ class History(Callback):
         self.compile_seconds = 0.0  # spent compiling native steps (or loading them)
         self.compile_backend = "eager"  # what ran the training steps: native, replay or eager
         self.compile_notice: str | None = None  # why a native step was not made
+        self.compile_cached = False  # every native step came from the disk cache, none compiled
 
     @property
     def history(self) -> dict[str, list]:

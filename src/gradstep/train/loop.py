@@ -30,6 +30,20 @@ METRICS = {"accuracy": accuracy}
 COMPILE_MODES = (True, False, "auto", "replay", "native")
 
 
+def _nan_hint(xb, yb) -> str:
+    """What to try after a non-finite loss: the batch's own NaN or inf, if it has one (bad
+    data, not a learning rate), else a smaller learning rate."""
+    for what, t in (("inputs", xb), ("targets", yb)):
+        a = np.asarray(getattr(t, "data", t))
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            row = int(np.argwhere(~np.isfinite(a))[0][0]) if a.ndim else 0
+            return (
+                f"the batch's {what} hold NaN or inf, first at its row {row}: clean or drop "
+                "those rows"
+            )
+    return "try a smaller learning rate"
+
+
 class Trainer:
     """Trains ``model`` with ``loss_fn`` and ``optimizer``; see :func:`fit`."""
 
@@ -171,6 +185,7 @@ class Trainer:
         programs = native.native_programs if native is not None else []
         seconds = native.compile_seconds if native is not None else []
         h.compile_seconds = sum(seconds)  # native compilation (or cache loads)
+        h.compile_cached = bool(programs) and not any(p.compiled for p in programs)
         eager = native.eager_reasons if native is not None else {}
         h.compile_backend = (
             "native" if programs else ("replay" if self.compile and not eager else "eager")
@@ -186,9 +201,9 @@ class Trainer:
         if seconds:
             from gradstep.tracing.native import cache_dir
 
+            how = "loaded from the cache" if h.compile_cached else "compiled"
             print(
-                f"native step: compiled or loaded in {sum(seconds):.1f} s (cached in "
-                f"{cache_dir()})",
+                f"native step: {how} in {sum(seconds):.1f} s ({cache_dir()})",
                 file=sys.stderr,
             )
         elif h.compile_notice:
@@ -213,7 +228,7 @@ class Trainer:
                 self.stop_reason = (
                     f"training stopped: the loss is {value} at epoch {epoch + 1}, batch {b + 1}; "
                     "this step's update was not applied, and no checkpoint holds a "
-                    "non-finite parameter (try a smaller learning rate)"
+                    f"non-finite parameter ({_nan_hint(xb, yb)})"
                 )
                 return
             self._emit("on_before_step", b, {"loss": value, "epoch": epoch})

@@ -251,10 +251,8 @@ def fit_frame(df, cfg: TrainConfig, data_path, verbose=0, log=lambda line: None)
     if history.stop_reason and history.stop_reason.startswith("training stopped"):
         raise InputError(history.stop_reason)
     if history.compile_backend == "native":
-        log(
-            f"native step (numba): compiled or loaded from its cache in "
-            f"{history.compile_seconds:.1f} s"
-        )
+        how = "loaded from the cache" if history.compile_cached else "compiled (cached)"
+        log(f"native step (numba): {how} in {history.compile_seconds:.1f} s")
     elif not compiled:
         log("step: eager (balanced class weights follow each batch's labels)")
     elif history.compile_notice:
