@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import numbers
 import os
 import sys
 import threading
@@ -21,6 +20,7 @@ from gradstep.tracing.fast_path import MISS, fast_path
 from gradstep.tracing.ir import Backward, Stmt
 from gradstep.tracing.recorder import Tracer
 from gradstep.tracing.results import arrays, result_builder, same_arrays
+from gradstep.tracing.signature import _change, _signature
 
 BACKENDS = ("replay", "native", "auto")
 #: Held while a step is traced: the engine has one hook (autograd._tracer) for the process.
@@ -81,49 +81,6 @@ def _caller_level() -> int:
     ):
         frame, level = frame.f_back, level + 1
     return level
-
-
-def _signature(args, kwargs) -> tuple:
-    return (  # runs every call: list comprehensions, not generators (twice as fast)
-        tuple([_sig(a) for a in args]),
-        tuple([(k, _sig(kwargs[k])) for k in sorted(kwargs)]) if kwargs else (),
-        autograd._grad_enabled,
-    )
-
-
-def _change(traced: tuple, new: tuple) -> str:
-    """What differs between the first traced signature and ``new``, for a one-line notice."""
-    if traced[2] != new[2]:
-        return "grad mode differs from the trace (no_grad)"
-    old_items = list(enumerate(traced[0])) + list(traced[1])
-    new_items = list(enumerate(new[0])) + list(new[1])
-    if [k for k, _ in old_items] != [k for k, _ in new_items]:
-        return "different arguments from the trace"
-    for (k, a), (_, b) in zip(old_items, new_items):
-        if a != b:
-            what = f"argument {k}" if isinstance(k, int) else f"argument {k}="
-            return f"{what} is {_describe(b)}, traced with {_describe(a)}"
-    return "different arguments from the trace"
-
-
-def _describe(sig) -> str:
-    if sig[0] in (Tensor, np.ndarray):
-        kind = "a tensor" if sig[0] is Tensor else "an array"
-        return f"{kind} of shape {sig[1]} and dtype {sig[2]}"
-    if sig[0] is object:
-        return "another object"
-    return repr(sig[1])
-
-
-def _sig(a):
-    if type(a) is Tensor or isinstance(a, Tensor):
-        d = a.data
-        return (Tensor, d.shape, d.dtype, a.requires_grad, type(d))
-    if isinstance(a, np.ndarray):
-        return (np.ndarray, a.shape, a.dtype)
-    if isinstance(a, (numbers.Number, str, bytes, type(None))):
-        return (type(a), a)
-    return (object, id(a))
 
 
 class CompiledStep:
